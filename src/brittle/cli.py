@@ -1,0 +1,386 @@
+"""The ``brittle`` command line (typer + rich).
+
+Heavy imports (onnxruntime, OpenCV, the metrics engine) happen inside the
+commands, so ``brittle --version`` and ``--help`` answer instantly.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from brittle._version import __version__
+from brittle.errors import BrittleError
+
+if TYPE_CHECKING:
+    from brittle.data.base import Dataset
+    from brittle.evaluate import LoadedModel
+    from brittle.results import Results
+
+app = typer.Typer(
+    name="brittle",
+    help="Find where a computer-vision model breaks before production does.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"brittle {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Find where a computer-vision model breaks before production does."""
+
+
+def _per_model(values: list[str] | None, option: str, names: list[str]) -> dict[str | None, str]:
+    """Parse repeatable ``[NAME=]VALUE`` options: a bare value applies to every model."""
+    out: dict[str | None, str] = {}
+    for v in values or []:
+        name, sep, rest = v.partition("=")
+        if sep and name in names:
+            out[name] = rest
+        elif sep and "/" not in name and "." not in name:
+            _fail(f"{option} {v}: no model named {name!r} (models: {', '.join(names)})")
+        else:
+            out[None] = v
+    return out
+
+
+def _pick(table: dict[str | None, str], name: str) -> str | None:
+    return table.get(name, table.get(None))
+
+
+def _print_issues(dataset: Dataset) -> None:
+    for line in dataset.issues.summary():
+        err_console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+
+
+def _load_models(
+    specs: list[str],
+    dataset: Dataset,
+    *,
+    formats: list[str] | None,
+    class_maps: list[str] | None,
+    input_sizes: list[str] | None,
+    conf: float,
+    iou: float | None,
+    max_det: int,
+) -> list[LoadedModel]:
+    from brittle.evaluate import LoadedModel, parse_model_arg
+    from brittle.models import load_predictor
+    from brittle.models.classmap import build_label_map, load_class_map
+
+    parsed = [parse_model_arg(s) for s in specs]
+    names = [n for n, _ in parsed]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        _fail(f"two models are called {dupes[0]!r}; name them: --model NAME=SPEC")
+    fmt = _per_model(formats, "--format", names)
+    cmap = _per_model(class_maps, "--class-map", names)
+    size = _per_model(input_sizes, "--input-size", names)
+    models = []
+    for name, spec in parsed:
+        options: dict[str, Any] = {"conf": conf, "max_det": max_det}
+        if iou is not None:
+            options["iou"] = iou
+        if (f := _pick(fmt, name)) is not None:
+            options["format"] = f
+        if (s := _pick(size, name)) is not None:
+            try:
+                options["input_size"] = int(s)
+            except ValueError:
+                _fail(f"--input-size {s}: expected a whole number of pixels, e.g. 640")
+        predictor, kind = load_predictor(spec, **options)
+        mapping = None
+        if (cm := _pick(cmap, name)) is not None:
+            mapping = load_class_map(Path(cm))
+        label_map = build_label_map(list(predictor.class_names), list(dataset.class_names), mapping)
+        models.append(LoadedModel(name, spec, kind, predictor, label_map, mapping))
+    return models
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None or v < 0 else f"{v:.3f}"
+
+
+def _print_results(results: Results) -> None:
+    for name, m in results.models.items():
+        if m.clean is None:
+            console.print(f"[bold]{name}[/]: no labels, no metrics")
+            continue
+        table = Table(
+            title=f"{name} ({m.kind}) on {results.dataset.name}: "
+            f"{results.dataset.image_count} images",
+            title_justify="left",
+        )
+        table.add_column("class")
+        table.add_column("GT boxes", justify="right")
+        table.add_column("AP50-95", justify="right")
+        table.add_column("AP50", justify="right")
+        for cls, pc in m.clean.per_class.items():
+            table.add_row(cls, str(pc.gt_count), _fmt(pc.ap50_95), _fmt(pc.ap50))
+        table.add_section()
+        table.add_row(
+            f"[bold]mean over {len(m.evaluated_classes)} evaluated[/]",
+            str(sum(pc.gt_count for pc in m.clean.per_class.values())),
+            f"[bold]{_fmt(m.clean.map50_95)}[/]",
+            f"[bold]{_fmt(m.clean.map50)}[/]",
+        )
+        console.print(table)
+        notes = []
+        if m.unevaluated_classes:
+            notes.append(
+                f"not predicted by this model (excluded from its mAP): "
+                f"{', '.join(m.unevaluated_classes)}"
+            )
+        if m.dropped_detections:
+            notes.append(f"{m.dropped_detections} detections of unmapped model classes dropped")
+        if m.failed_images:
+            notes.append(f"[red]model failed on {len(m.failed_images)} images[/]")
+        for n in notes:
+            console.print(f"  {n}", highlight=False)
+    labeled = {k: v for k, v in results.models.items() if v.clean is not None}
+    if labeled:
+        summary = Table(title="COCO metrics (clean)", title_justify="left")
+        summary.add_column("model")
+        for col in ("mAP50-95", "mAP50", "mAP75", "small", "medium", "large", "AR100"):
+            summary.add_column(col, justify="right")
+        for name, m in labeled.items():
+            c = m.clean
+            assert c is not None
+            summary.add_row(
+                name,
+                *(
+                    _fmt(x)
+                    for x in (
+                        c.map50_95, c.map50, c.map75, c.map_small, c.map_medium, c.map_large,
+                        c.ar100,
+                    )
+                ),
+            )
+        console.print(summary)
+
+
+def _progress_bar() -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    class _Rate(TextColumn):
+        def __init__(self) -> None:
+            super().__init__("")
+
+        def render(self, task: Any) -> Any:
+            from rich.text import Text
+
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.1f} img/s" if speed else "… img/s", style="cyan")
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        _Rate(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+@app.command("eval")
+def eval_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Dataset: folder, data.yaml or COCO json.")],
+    model: Annotated[
+        list[str],
+        typer.Option(
+            "--model", help="[NAME=]SPEC: a .onnx file or path/to/file.py:Name. Repeatable."
+        ),
+    ],
+    class_map: Annotated[
+        list[str] | None,
+        typer.Option("--class-map", help="[NAME=]FILE: YAML of model class -> dataset class."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run directory (default runs/eval-<time>).")
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="Dataset split: train, val or test.")
+    ] = None,
+    data_format: Annotated[
+        str | None,
+        typer.Option("--data-format", help="Dataset format: yolo, coco, voc, folder (auto)."),
+    ] = None,
+    fmt: Annotated[
+        list[str] | None,
+        typer.Option("--format", help="[NAME=]LAYOUT of an ONNX model: yolov5, yolov8, yolox, e2e."),
+    ] = None,
+    input_size: Annotated[
+        list[str] | None, typer.Option("--input-size", help="[NAME=]PIXELS model input size.")
+    ] = None,
+    conf: Annotated[float, typer.Option(help="Evaluation confidence threshold.")] = 0.001,
+    iou: Annotated[
+        float | None, typer.Option(help="NMS IoU threshold (default: the family's).")
+    ] = None,
+    max_det: Annotated[int, typer.Option(help="Maximum detections per image.")] = 300,
+    batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 8,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Treat bad labels and unreadable images as errors.")
+    ] = False,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop at the first model error.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
+) -> None:
+    """Evaluate models on clean images: exact COCO mAP per model and per class."""
+    from brittle.data import open_dataset
+    from brittle.evaluate import RESULTS_FILE, evaluate_clean
+    from brittle.results import Settings
+
+    dataset = open_dataset(data, format=data_format, split=split, strict=strict)
+    if len(dataset) == 0:
+        _fail(f"{data}: the dataset has no images")
+    _print_issues(dataset)
+    models = _load_models(
+        model,
+        dataset,
+        formats=fmt,
+        class_maps=class_map,
+        input_sizes=input_size,
+        conf=conf,
+        iou=iou,
+        max_det=max_det,
+    )
+    out_dir = out or Path("runs") / f"eval-{datetime.now():%Y%m%d-%H%M%S}"
+    settings = Settings(conf_threshold=conf, nms_iou=iou, max_det=max_det)
+    with _progress_bar() as bar:
+        task = bar.add_task("evaluating", total=len(dataset) * len(models))
+        try:
+            results = evaluate_clean(
+                dataset,
+                models,
+                out_dir,
+                batch_size=batch_size,
+                progress=lambda n: bar.advance(task, n),
+                fail_fast=fail_fast,
+                settings=settings,
+            )
+        except KeyboardInterrupt:
+            bar.stop()
+            err_console.print(
+                f"[yellow]interrupted.[/] Finished batches are cached in {out_dir}; "
+                "run the same command (with the same --out) to resume."
+            )
+            raise typer.Exit(130) from None
+    if as_json:
+        sys.stdout.write((out_dir / RESULTS_FILE).read_text())
+        return
+    _print_results(results)
+    console.print(f"results: {out_dir / RESULTS_FILE}", highlight=False)
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by brittle.")],
+    model: Annotated[str, typer.Option("--model", help="Model name in the run.")],
+    coco_gt: Annotated[Path, typer.Option("--coco-gt", help="Where to write the ground truth.")],
+    coco_results: Annotated[
+        Path, typer.Option("--coco-results", help="Where to write the model's predictions.")
+    ],
+) -> None:
+    """Write a run's ground truth and one model's predictions as COCO JSON (for pycocotools)."""
+    from brittle.export import export_coco
+
+    n_images, n_dets = export_coco(run_dir, model, coco_gt, coco_results)
+    console.print(
+        f"wrote {coco_gt} ({n_images} images) and {coco_results} ({n_dets} detections)",
+        highlight=False,
+    )
+
+
+@app.command("data")
+def data_cmd(
+    data: Annotated[Path, typer.Argument(help="Dataset: folder, data.yaml or COCO json.")],
+    split: Annotated[str | None, typer.Option("--split")] = None,
+    data_format: Annotated[str | None, typer.Option("--data-format")] = None,
+    strict: Annotated[bool, typer.Option("--strict")] = False,
+) -> None:
+    """Check a dataset: what was found and every problem, without running a model."""
+    from brittle.data import open_dataset
+
+    dataset = open_dataset(data, format=data_format, split=split, strict=strict)
+    table = Table(
+        title=f"{dataset.name} ({dataset.format}"
+        + (f", split {dataset.split}" if dataset.split else "")
+        + f"): {len(dataset)} images",
+        title_justify="left",
+    )
+    table.add_column("class")
+    table.add_column("boxes", justify="right")
+    counts = [0] * len(dataset.class_names)
+    for r in dataset.records:
+        if r.targets is not None:
+            for c in r.targets.labels.tolist():
+                counts[c] += 1
+    for name, n in zip(dataset.class_names, counts, strict=True):
+        table.add_row(name, str(n))
+    console.print(table)
+    if not dataset.issues:
+        console.print("no problems found")
+    for kind, n in dataset.issues.counts().items():
+        console.print(f"[yellow]{kind}[/]: {n}", highlight=False)
+        for issue in dataset.issues.examples(kind):
+            console.print(f"  {issue}", highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    """Console entry point: brittle errors become one clear line and exit code 2."""
+    try:
+        app()
+    except BrittleError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # a bug in brittle: say so, keep the traceback for the report
+        import traceback
+
+        traceback.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc} (please report this)", EXIT_INTERNAL)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""``results.json``: the versioned, documented record of a run.
+
+The file holds only numbers that follow from the inputs (dataset, models,
+settings), never timings or dates, so the same run gives byte-identical files;
+those live in ``run.json`` beside it. Its JSON Schema ships with the package
+(``brittle/schemas/results.schema.json``) and a test keeps the two in sync.
+
+>>> r = Results.model_validate(
+...     {"schema_version": SCHEMA_VERSION, "brittle_version": "0.1.0",
+...      "dataset": {"name": "d", "path": "d", "format": "yolo", "image_count": 0,
+...                  "class_names": []},
+...      "settings": {}, "models": {}})
+>>> r.dataset.name
+'d'
+>>> Results.model_validate({"schema_version": SCHEMA_VERSION, "surprise": 1})
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 6 validation errors for Results
+...
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CleanMetrics",
+    "ClassMetrics",
+    "DatasetInfo",
+    "ModelResult",
+    "Results",
+    "Settings",
+    "dump_json",
+    "schema_path",
+]
+
+SCHEMA_VERSION = "1.0"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClassMetrics(_Strict):
+    """AP of one dataset class; null when the class has no ground truth."""
+
+    ap50_95: float | None = Field(description="AP averaged over IoU 0.50:0.05:0.95")
+    ap50: float | None = Field(description="AP at IoU 0.50")
+    gt_count: int = Field(description="ground-truth boxes of this class (crowd excluded)")
+
+
+class CleanMetrics(_Strict):
+    """The 12 COCO stats on clean images (-1 where COCO leaves a stat undefined)."""
+
+    map50_95: float
+    map50: float
+    map75: float
+    map_small: float
+    map_medium: float
+    map_large: float
+    ar1: float
+    ar10: float
+    ar100: float
+    ar_small: float
+    ar_medium: float
+    ar_large: float
+    per_class: dict[str, ClassMetrics] = Field(
+        description="every evaluated dataset class, by name"
+    )
+
+
+class ModelResult(_Strict):
+    spec: str = Field(description="how the model was given on the command line")
+    kind: str = Field(description="predictor kind, e.g. onnx or python")
+    fingerprint: str = Field(description="identifies weights and decoding options")
+    class_names: list[str] = Field(description="the classes the model itself predicts")
+    class_map: dict[str, str] | None = Field(
+        description="model class name -> dataset class name, when a class map was given"
+    )
+    evaluated_classes: list[str] = Field(
+        description="dataset classes the model can predict; mAP averages over these"
+    )
+    unevaluated_classes: list[str] = Field(
+        description="dataset classes no model class maps to (excluded from mAP)"
+    )
+    dropped_detections: int = Field(
+        description="detections of model classes outside the dataset's classes (dropped)"
+    )
+    failed_images: list[str] = Field(
+        default_factory=list, description="image ids on which the model raised an error"
+    )
+    clean: CleanMetrics | None = Field(description="null for unlabeled datasets")
+
+
+class DatasetInfo(_Strict):
+    name: str
+    path: str
+    format: str
+    split: str | None = None
+    image_count: int = Field(description="images evaluated")
+    class_names: list[str]
+    box_count: int = Field(default=0, description="ground-truth boxes in evaluated images")
+    issues: dict[str, int] = Field(
+        default_factory=dict, description="count of each kind of dataset problem"
+    )
+    skipped_images: list[str] = Field(
+        default_factory=list, description="ids of images that could not be decoded"
+    )
+
+
+class Settings(_Strict):
+    conf_threshold: float | None = Field(
+        default=None, description="evaluation confidence threshold"
+    )
+    nms_iou: float | None = None
+    max_det: int | None = None
+    max_dets: list[int] = Field(default_factory=lambda: [1, 10, 100])
+
+
+class Results(_Strict):
+    """The whole ``results.json``."""
+
+    schema_version: Literal["1.0"]
+    brittle_version: str
+    dataset: DatasetInfo
+    settings: Settings
+    models: dict[str, ModelResult]
+
+
+def schema_path() -> Path:
+    """Where the packaged JSON Schema of ``results.json`` lives."""
+    return Path(__file__).parent / "schemas" / "results.schema.json"
+
+
+def results_json_schema() -> dict[str, object]:
+    """The JSON Schema generated from :class:`Results` (what the packaged file must equal)."""
+    schema = Results.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"brittle/results/{SCHEMA_VERSION}"
+    return schema
+
+
+def dump_json(obj: object, path: Path) -> None:
+    """Write JSON deterministically (sorted keys, fixed indent) via a temp file + rename,
+    so an interrupted write never leaves a half file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,219 @@
+"""The prediction cache: an SQLite database (WAL) in the run directory.
+
+Predictions are stored in the *model's* class space, keyed by
+``(model fingerprint, image content hash, perturbation, severity, seed)``, so a
+changed class map re-scores without re-running the model, and a resumed run
+pays only for what is missing. Each batch is committed in one transaction:
+a crash or Ctrl-C loses at most the batch in flight.
+
+The run directory also records the images a run evaluated (ids, hashes, ground
+truth) so every number can be traced back to stored per-image data without the
+original dataset.
+
+>>> import tempfile, numpy as np
+>>> from brittle.types import Detections
+>>> with tempfile.TemporaryDirectory() as d:
+...     with PredictionCache(Path(d) / "cache.sqlite") as cache:
+...         key = CacheKey("model-fp", "img-hash")
+...         cache.put_many([(key, Detections([[1, 2, 3, 4]], [0.5], [7]), None)])
+...         got = cache.get_many([key])[key]
+...         print(got.detections.labels.tolist(), got.error)
+[7] None
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from brittle.types import Detections, GroundTruth
+
+__all__ = ["CacheEntry", "CacheKey", "PredictionCache", "RunImage"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS predictions (
+    model TEXT NOT NULL,
+    image TEXT NOT NULL,
+    perturbation TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    boxes BLOB NOT NULL,
+    scores BLOB NOT NULL,
+    labels BLOB NOT NULL,
+    error TEXT,
+    PRIMARY KEY (model, image, perturbation, severity, seed)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_images (
+    ordinal INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    labeled INTEGER NOT NULL,
+    boxes BLOB NOT NULL,
+    labels BLOB NOT NULL,
+    iscrowd BLOB NOT NULL,
+    areas BLOB NOT NULL
+);
+"""
+SCHEMA_VERSION = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    """Identifies one prediction; ``perturbation`` is "" for the clean image."""
+
+    model: str
+    image: str
+    perturbation: str = ""
+    severity: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """A stored prediction, or the error the model raised on that image."""
+
+    detections: Detections
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunImage:
+    """One image a run evaluated: where it came from and its ground truth."""
+
+    id: str
+    hash: str
+    width: int
+    height: int
+    targets: GroundTruth | None
+
+
+def _blob(a: np.ndarray) -> bytes:
+    return np.ascontiguousarray(a).tobytes()
+
+
+class PredictionCache:
+    """Open (creating if needed) the cache at ``path``; use as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=60.0)
+        # WAL lets a reader (report, export) open the file while a run writes to it,
+        # and makes each committed batch durable even under kill -9.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            with self._db:
+                self._db.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+        elif row[0] != SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{path}: cache schema {row[0]} is not the supported {SCHEMA_VERSION}; "
+                "delete the file (it only holds cached predictions) and run again"
+            )
+
+    def __enter__(self) -> PredictionCache:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def get_many(self, keys: Sequence[CacheKey]) -> dict[CacheKey, CacheEntry]:
+        """The stored entries among ``keys`` (missing keys are absent from the result)."""
+        found: dict[CacheKey, CacheEntry] = {}
+        query = (
+            "SELECT boxes, scores, labels, error FROM predictions WHERE model=? AND image=? "
+            "AND perturbation=? AND severity=? AND seed=?"
+        )
+        for key in keys:
+            row = self._db.execute(
+                query, (key.model, key.image, key.perturbation, key.severity, key.seed)
+            ).fetchone()
+            if row is not None:
+                boxes = np.frombuffer(row[0], np.float32).reshape(-1, 4)
+                dets = Detections(
+                    boxes, np.frombuffer(row[1], np.float32), np.frombuffer(row[2], np.int64)
+                )
+                found[key] = CacheEntry(dets, row[3])
+        return found
+
+    def put_many(self, items: Iterable[tuple[CacheKey, Detections, str | None]]) -> None:
+        """Store predictions (or errors) in one transaction."""
+        rows = [
+            (
+                k.model,
+                k.image,
+                k.perturbation,
+                k.severity,
+                k.seed,
+                _blob(d.boxes.astype(np.float32, copy=False)),
+                _blob(d.scores.astype(np.float32, copy=False)),
+                _blob(d.labels.astype(np.int64, copy=False)),
+                err,
+            )
+            for k, d, err in items
+        ]
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO predictions VALUES (?,?,?,?,?,?,?,?,?)", rows
+            )
+
+    def set_run_images(self, images: Sequence[RunImage]) -> None:
+        """Replace the record of which images the run evaluated, in order."""
+        rows = []
+        for i, im in enumerate(images):
+            t = im.targets if im.targets is not None else GroundTruth.empty()
+            rows.append(
+                (
+                    i,
+                    im.id,
+                    im.hash,
+                    im.width,
+                    im.height,
+                    int(im.targets is not None),
+                    _blob(t.boxes),
+                    _blob(t.labels),
+                    _blob(t.iscrowd.astype(np.uint8)),
+                    _blob(t.areas),
+                )
+            )
+        with self._db:
+            self._db.execute("DELETE FROM run_images")
+            self._db.executemany("INSERT INTO run_images VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+
+    def run_images(self) -> list[RunImage]:
+        """The images of the last run, in evaluation order."""
+        out = []
+        for row in self._db.execute(
+            "SELECT id, hash, width, height, labeled, boxes, labels, iscrowd, areas "
+            "FROM run_images ORDER BY ordinal"
+        ):
+            targets = None
+            if row[4]:
+                targets = GroundTruth(
+                    np.frombuffer(row[5], np.float64).reshape(-1, 4),
+                    np.frombuffer(row[6], np.int64),
+                    np.frombuffer(row[7], np.uint8).astype(bool),
+                    np.frombuffer(row[8], np.float64),
+                )
+            out.append(RunImage(row[0], row[1], row[2], row[3], targets))
+        return out

@@ -249,7 +249,7 @@ def eval_cmd(
     ] = None,
     fmt: Annotated[
         list[str] | None,
-        typer.Option("--format", help="[NAME=]LAYOUT of an ONNX model: yolov5, yolov8, yolox, e2e."),
+        typer.Option("--format", help="[NAME=]LAYOUT of ONNX output: yolov5, yolov8, yolox, e2e."),
     ] = None,
     input_size: Annotated[
         list[str] | None, typer.Option("--input-size", help="[NAME=]PIXELS model input size.")

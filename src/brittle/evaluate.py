@@ -188,8 +188,8 @@ def _class_metrics(
     for gt in gts:
         np.add.at(counts, gt.labels[~gt.iscrowd], 1)
     per_class = {
-        class_names[c]: ClassMetrics(ap50_95=per_ap[c], ap50=per_ap50.get(c), gt_count=int(counts[c]))
-        for c in per_ap
+        class_names[c]: ClassMetrics(ap50_95=ap, ap50=per_ap50.get(c), gt_count=int(counts[c]))
+        for c, ap in per_ap.items()
     }
     stats = {name: float(v) for name, v in zip(COCO_STAT_NAMES, ev_stats, strict=True)}
     return CleanMetrics(**stats, per_class=per_class)

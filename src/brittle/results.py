@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "SCHEMA_VERSION",
-    "CleanMetrics",
     "ClassMetrics",
+    "CleanMetrics",
     "DatasetInfo",
     "ModelResult",
     "Results",

@@ -1,0 +1,145 @@
+"""`brittle eval` end to end without the shared assets: a generated YOLO dataset of drawn
+rectangles and a real (if simple) Python detector that finds them with OpenCV contours.
+
+Covers what a user relies on when things go wrong: a model error on one image is recorded and
+the run goes on; Ctrl-C mid-run loses nothing and the same command resumes, calling the model
+only for what is missing, and ends with the same results as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+DETECTOR = textwrap.dedent(
+    '''
+    import os
+    from pathlib import Path
+
+    import cv2
+    import numpy as np
+
+    from brittle.types import Detections
+
+
+    class Rectangles:
+        """Finds filled rectangles: white ones are class 'light', gray ones 'dark'."""
+
+        class_names = ("light", "dark")
+        fingerprint = "rectangles-v1"
+
+        def predict(self, images):
+            log = os.environ.get("CALL_LOG")
+            out = []
+            for im in images:
+                if log:
+                    with open(log, "a") as f:
+                        f.write("call\\n")
+                    n = sum(1 for _ in open(log))
+                    if n == int(os.environ.get("INTERRUPT_AT", "0")):
+                        raise KeyboardInterrupt
+                if im[0, 0, 0] == 7:
+                    raise RuntimeError("this image always fails")
+                boxes, labels = [], []
+                for label, level in ((0, 255), (1, 128)):
+                    mask = (im[:, :, 0] == level).astype(np.uint8)
+                    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+                    for c in contours:
+                        x, y, w, h = cv2.boundingRect(c)
+                        boxes.append([x, y, x + w, y + h])
+                        labels.append(label)
+                scores = np.linspace(0.9, 0.5, len(boxes)) if boxes else np.zeros(0)
+                out.append(Detections(np.array(boxes, np.float32).reshape(-1, 4), scores, labels))
+            return out
+    '''
+)
+
+
+def _make_dataset(root: Path, n: int = 10, fail_one: bool = False) -> Path:
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        h, w = 48, 64
+        img = np.zeros((h, w, 3), np.uint8)
+        lines = []
+        for k in range(2):
+            x1, y1 = int(rng.integers(0, 20)) + 32 * k, int(rng.integers(0, 20))
+            x2, y2 = x1 + int(rng.integers(6, 12)), y1 + int(rng.integers(6, 20))
+            level, label = ((255, 0), (128, 1))[k]
+            img[y1:y2, x1:x2] = level
+            cx, cy = (x1 + x2) / 2 / w, (y1 + y2) / 2 / h
+            lines.append(f"{label} {cx} {cy} {(x2 - x1) / w} {(y2 - y1) / h}")
+        if fail_one and i == 3:
+            img[0, 0] = 7
+        cv2.imwrite(str(root / "images" / f"im{i:02d}.png"), img)
+        (root / "labels" / f"im{i:02d}.txt").write_text("\n".join(lines) + "\n")
+    (root / "data.yaml").write_text("path: .\nval: images\nnames: [light, dark]\n")
+    (root / "detector.py").write_text(DETECTOR)
+    return root
+
+
+def _eval(data: Path, out: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    args = [
+        sys.executable, "-m", "brittle", "eval", "--data", str(data),
+        "--model", f"rect={data / 'detector.py'}:Rectangles",
+        "--out", str(out), "--batch-size", "2",
+    ]  # fmt: skip
+    return subprocess.run(
+        args,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "160", **env},
+    )
+
+
+def test_a_perfect_detector_scores_exactly_one(tmp_path: Path) -> None:
+    data = _make_dataset(tmp_path / "ds")
+    proc = _eval(data, tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    clean = res["models"]["rect"]["clean"]
+    assert clean["map50_95"] == 1.0
+    assert clean["per_class"]["dark"] == {"ap50": 1.0, "ap50_95": 1.0, "gt_count": 10}
+
+
+def test_a_failing_image_is_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
+    data = _make_dataset(tmp_path / "ds", fail_one=True)
+    proc = _eval(data, tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["models"]["rect"]["failed_images"] == ["im03.png"]
+    assert "model failed on 1 images" in proc.stdout
+    # The failure scores as no detections: the other 9 images are perfect.
+    assert res["models"]["rect"]["clean"]["ar100"] == pytest.approx(0.9)
+
+
+def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path: Path) -> None:
+    data = _make_dataset(tmp_path / "ds")
+    log = tmp_path / "calls.log"
+    proc = _eval(data, tmp_path / "run", CALL_LOG=str(log), INTERRUPT_AT="7")
+    assert proc.returncode == 130
+    assert "run the same command (with the same --out) to resume" in proc.stderr
+    assert not (tmp_path / "run" / "results.json").exists()
+    log.unlink()
+    proc = _eval(data, tmp_path / "run", CALL_LOG=str(log))
+    assert proc.returncode == 0, proc.stderr
+    # Three batches of 2 were committed before the interrupt: only 4 images remain.
+    assert len(log.read_text().splitlines()) == 4
+    fresh = _eval(data, tmp_path / "fresh")
+    assert fresh.returncode == 0, fresh.stderr
+    assert (tmp_path / "run" / "results.json").read_bytes() == (
+        tmp_path / "fresh" / "results.json"
+    ).read_bytes()

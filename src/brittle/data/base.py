@@ -37,7 +37,7 @@ __all__ = [
 
 #: Every kind of problem a reader counts, with what brittle did about it.
 ISSUE_KINDS: dict[str, str] = {
-    "malformed_line": "label lines that could not be parsed (skipped)",
+    "malformed_line": "label lines or entries that could not be parsed (skipped)",
     "class_out_of_range": "labels with a class id outside the dataset's classes (skipped)",
     "degenerate_box": "boxes with zero or negative width or height (dropped)",
     "box_clipped": "boxes partly outside the image (clipped to it)",
@@ -48,11 +48,23 @@ ISSUE_KINDS: dict[str, str] = {
     "converted_image": "grayscale, RGBA, palette or 16-bit images (converted to RGB uint8)",
     "exif_rotated": "images with an EXIF orientation (rotated upright; labels follow upright)",
     "unknown_class": "annotations naming a class the dataset does not declare (skipped)",
+    "unknown_image": "annotations for an image the annotation file does not list (skipped)",
+    "duplicate_image": "images listed more than once (the first is kept)",
+    "size_mismatch": "images whose size differs from the annotation file's (labels kept as given)",
+    "unnamed_classes": "datasets without class names (named class0, class1, … after the ids)",
 }
 
 #: Issue kinds that ``strict=True`` turns into a :class:`DatasetError`.
 FATAL_WHEN_STRICT: frozenset[str] = frozenset(
-    {"malformed_line", "class_out_of_range", "degenerate_box", "unreadable_image", "unknown_class"}
+    {
+        "malformed_line",
+        "class_out_of_range",
+        "degenerate_box",
+        "unreadable_image",
+        "unknown_class",
+        "unknown_image",
+        "size_mismatch",
+    }
 )
 
 

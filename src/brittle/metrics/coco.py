@@ -1,0 +1,380 @@
+"""Exact COCO bbox evaluation: pycocotools' numbers, vectorised.
+
+:func:`evaluate` returns what ``COCOeval(iouType="bbox")`` computes after
+``evaluate(); accumulate(); summarize()`` on the same data written as COCO JSON by
+:mod:`brittle.coco_format` — the same precision, recall and score arrays and the
+same 12 stats, bit for bit. It runs in two stages: :func:`~brittle.metrics.matching.match_images`
+builds per-image match records, :func:`accumulate` turns the records of any list of
+images (a subset, a bootstrap resample) into precision/recall curves.
+
+>>> from brittle.types import Detections, GroundTruth
+>>> gts = [GroundTruth(boxes=[[0, 0, 10, 10]], labels=[0]), GroundTruth.empty()]
+>>> dets = [Detections([[0, 0, 10, 8]], [0.9], [0]), Detections([[5, 5, 9, 9]], [0.8], [0])]
+>>> ev = evaluate(gts, dets, num_classes=1)
+
+The first detection overlaps its object with IoU 0.8, so it matches at 7 of the 10
+IoU thresholds; the second, on an image without objects, is a false positive but
+ranks below it. Precision is ``tp / (tp + fp + eps)``, so, as in pycocotools, a
+perfect curve averages to just under 1:
+
+>>> ev.stat("map50"), ev.stat("ar100")
+(0.9999999999999999, 0.7)
+>>> ev.per_class_ap()
+{0: 0.6999999999999998}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from brittle.errors import ConfigError, UnknownNameError
+from brittle.metrics.matching import (
+    COCO_AREA_NAMES,
+    COCO_AREA_RANGES,
+    COCO_MAX_DETS,
+    MatchRecords,
+    _check_max_dets,
+    _gather_ranges,
+    _image_indices,
+    _readonly,
+    match_coco,
+    match_images,
+)
+from brittle.types import Detections, GroundTruth
+
+__all__ = [
+    "COCO_RECALL_THRESHOLDS",
+    "COCO_STAT_NAMES",
+    "CocoEvaluation",
+    "accumulate",
+    "evaluate",
+    "evaluate_coco",
+    "evaluate_records",
+    "summarize",
+]
+
+COCO_STAT_NAMES: tuple[str, ...] = (
+    "map50_95",
+    "map50",
+    "map75",
+    "map_small",
+    "map_medium",
+    "map_large",
+    "ar1",
+    "ar10",
+    "ar100",
+    "ar_small",
+    "ar_medium",
+    "ar_large",
+)
+
+COCO_RECALL_THRESHOLDS: NDArray[np.float64] = _readonly(
+    np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+)
+
+_EPS = np.spacing(1)
+
+
+@dataclass(frozen=True, slots=True)
+class CocoEvaluation:
+    """COCO results: arrays indexed like pycocotools' ``COCOeval.eval``, -1 = undefined.
+
+    ``precision`` and ``scores`` are (T, R, K, A, M), ``recall`` is (T, K, A, M) with
+    T IoU thresholds, R=101 recall thresholds, K ``classes`` (sorted class indices),
+    A=4 area ranges (all, small, medium, large) and M ``max_dets``.
+    """
+
+    stats: NDArray[np.float64]
+    precision: NDArray[np.float64]
+    recall: NDArray[np.float64]
+    scores: NDArray[np.float64]
+    classes: tuple[int, ...]
+    iou_thresholds: NDArray[np.float64]
+    max_dets: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        for name in ("stats", "precision", "recall", "scores", "iou_thresholds"):
+            object.__setattr__(self, name, _readonly(np.asarray(getattr(self, name))))
+
+    def stat(self, name: str) -> float:
+        """One of the 12 summary numbers, by its name in :data:`COCO_STAT_NAMES`."""
+        if name not in COCO_STAT_NAMES:
+            import difflib
+
+            close = difflib.get_close_matches(name, COCO_STAT_NAMES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UnknownNameError(f"unknown COCO stat {name!r}{hint}")
+        return float(self.stats[COCO_STAT_NAMES.index(name)])
+
+    def as_dict(self) -> dict[str, float]:
+        """The 12 summary numbers by name (-1.0 where undefined)."""
+        return {n: float(v) for n, v in zip(COCO_STAT_NAMES, self.stats, strict=True)}
+
+    def per_class_ap(self) -> dict[int, float | None]:
+        """AP@[.5:.95] per class (area all, largest max_dets); None without ground truth."""
+        return self._per_class(self.precision[:, :, :, 0, -1])
+
+    def per_class_ap50(self) -> dict[int, float | None]:
+        """AP@.5 per class (area all, largest max_dets); None without ground truth."""
+        t = np.flatnonzero(self.iou_thresholds == 0.5)
+        if not t.size:
+            raise ConfigError("per_class_ap50: 0.5 is not one of the IoU thresholds")
+        return self._per_class(self.precision[t][:, :, :, 0, -1])
+
+    def _per_class(self, p: NDArray[np.float64]) -> dict[int, float | None]:
+        out: dict[int, float | None] = {}
+        for k, c in enumerate(self.classes):
+            v = p[:, :, k]
+            v = v[v > -1]
+            out[c] = float(np.mean(v)) if v.size else None
+        return out
+
+
+def evaluate(
+    gts: Sequence[GroundTruth],
+    dets: Sequence[Detections],
+    num_classes: int,
+    *,
+    classes: Sequence[int] | None = None,
+    iou_thresholds: ArrayLike | None = None,
+    max_dets: tuple[int, int, int] = COCO_MAX_DETS,
+) -> CocoEvaluation:
+    """COCO bbox evaluation of ``dets[i]`` against ``gts[i]`` for every image ``i``.
+
+    ``classes`` (default all ``0..num_classes-1``) form the K axis; ground truth and
+    detections of other classes are ignored. Equal to pycocotools on
+    ``gt_to_coco(gts, ..., classes=classes)`` and ``dets_to_coco(dets, classes=classes)``
+    (with ``summarize()`` corrected for non-default ``max_dets``, see docs/metrics.md).
+
+    >>> gt = GroundTruth(boxes=[[0, 0, 20, 20], [40, 40, 80, 80]], labels=[0, 1])
+    >>> det = Detections([[0, 0, 20, 20], [0, 0, 20, 20]], [0.9, 0.3], [0, 1])
+    >>> ev = evaluate([gt], [det], num_classes=2)
+    >>> {c: round(ap, 6) for c, ap in ev.per_class_ap().items()}
+    {0: 1.0, 1: 0.0}
+    >>> round(ev.stat("map_small"), 6), ev.stat("map_medium"), ev.stat("map_large")
+    (1.0, 0.0, -1.0)
+    """
+    md = _check_max_dets(max_dets)
+    if len(md) != 3:
+        raise ConfigError(f"max_dets must be three numbers, got {tuple(max_dets)}")
+    records = match_images(
+        gts, dets, num_classes, classes=classes, iou_thresholds=iou_thresholds, max_dets=md
+    )
+    return evaluate_records(records)
+
+
+def evaluate_coco(
+    gt: Mapping[str, Any],
+    results: Sequence[Mapping[str, Any]],
+    *,
+    iou_thresholds: ArrayLike | None = None,
+    max_dets: tuple[int, int, int] = COCO_MAX_DETS,
+) -> CocoEvaluation:
+    """Evaluate a COCO results list against a COCO instances dict, as pycocotools would.
+
+    Unlike converting to :class:`GroundTruth`/:class:`Detections` first (float32
+    detection boxes, ``x + w`` edges), this reads the files' own numbers, so the result
+    equals pycocotools on any files. ``classes`` are the categories by ascending id.
+
+    >>> gt = {"images": [{"id": 4}], "categories": [{"id": 7}],
+    ...       "annotations": [{"id": 1, "image_id": 4, "category_id": 7,
+    ...                        "bbox": [0.1, 0.2, 30.3, 40.4], "area": 1000.0, "iscrowd": 0}]}
+    >>> res = [{"image_id": 4, "category_id": 7, "bbox": [0.1, 0.2, 30.3, 40.4], "score": 0.9}]
+    >>> evaluate_coco(gt, res).stat("ar100"), evaluate_coco(gt, res).classes
+    (1.0, (0,))
+    """
+    md = _check_max_dets(max_dets)
+    if len(md) != 3:
+        raise ConfigError(f"max_dets must be three numbers, got {tuple(max_dets)}")
+    return evaluate_records(match_coco(gt, results, iou_thresholds=iou_thresholds, max_dets=md))
+
+
+def evaluate_records(
+    records: MatchRecords, image_indices: ArrayLike | None = None
+) -> CocoEvaluation:
+    """:class:`CocoEvaluation` of the images ``image_indices`` (default all, in order).
+
+    Indices may repeat (a bootstrap resample); a repeated image counts as a new image
+    with the same content, placed at its position in the list.
+    """
+    if len(records.max_dets) != 3 or not np.array_equal(records.area_ranges, COCO_AREA_RANGES):
+        raise ConfigError(
+            "evaluate_records: the 12 COCO stats need three max_dets and COCO's area ranges; "
+            "use accumulate() for other settings"
+        )
+    precision, recall, scores = accumulate(records, image_indices)
+    return CocoEvaluation(
+        stats=summarize(precision, recall, records.iou_thresholds),
+        precision=precision,
+        recall=recall,
+        scores=scores,
+        classes=records.classes,
+        iou_thresholds=records.iou_thresholds,
+        max_dets=records.max_dets,
+    )
+
+
+def summarize(
+    precision: NDArray[np.float64],
+    recall: NDArray[np.float64],
+    iou_thresholds: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """The 12 COCO stats from accumulated arrays (A=4 COCO area ranges, M=3 max_dets).
+
+    AP stats use the largest max_dets, AR stats each max_dets in turn — what
+    pycocotools' ``summarize()`` computes for the default (1, 10, 100); unlike it,
+    this stays right for any max_dets (docs/metrics.md explains the difference).
+    """
+    if precision.shape[3] != len(COCO_AREA_NAMES) or precision.shape[4] != 3:
+        raise ConfigError(f"summarize: expected A=4 and M=3, got precision {precision.shape}")
+
+    def mean(s: NDArray[np.float64]) -> float:
+        v = s[s > -1]
+        return float(np.mean(v)) if v.size else -1.0
+
+    def at(thr: float) -> NDArray[np.float64]:
+        # pycocotools looks thresholds up by exact equality, which holds for its own
+        # linspace values; a custom threshold list without 0.5/0.75 gives -1.
+        return precision[np.flatnonzero(iou_thresholds == thr)]
+
+    last = precision.shape[4] - 1
+    return np.array(
+        [
+            mean(precision[:, :, :, 0, last]),
+            mean(at(0.5)[:, :, :, 0, last]),
+            mean(at(0.75)[:, :, :, 0, last]),
+            mean(precision[:, :, :, 1, last]),
+            mean(precision[:, :, :, 2, last]),
+            mean(precision[:, :, :, 3, last]),
+            mean(recall[:, :, 0, 0]),
+            mean(recall[:, :, 0, 1]),
+            mean(recall[:, :, 0, 2]),
+            mean(recall[:, :, 1, last]),
+            mean(recall[:, :, 2, last]),
+            mean(recall[:, :, 3, last]),
+        ],
+        np.float64,
+    )
+
+
+def accumulate(
+    records: MatchRecords,
+    image_indices: ArrayLike | None = None,
+    *,
+    rec_thresholds: ArrayLike | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """``(precision, recall, scores)`` of the chosen images, as pycocotools' ``accumulate()``.
+
+    Detections of all chosen images are pooled per class (in image order, then rank),
+    sorted by descending score with a stable sort; at each position the cumulative
+    true and false positives give recall ``tp / n_gt`` and precision
+    ``tp / (tp + fp + eps)``; precision is made non-increasing from the right and read
+    at the first position whose recall reaches each recall threshold (0 past the end).
+    Classes with no non-ignored ground truth stay -1. Ignored detections keep their
+    position in the sequence without counting as true or false positives.
+    """
+    rthr = COCO_RECALL_THRESHOLDS
+    if rec_thresholds is not None:
+        rthr = np.asarray(rec_thresholds, np.float64).reshape(-1)
+        if not (rthr.size and np.all(np.diff(rthr) >= 0) and rthr[0] >= 0 and rthr[-1] <= 1):
+            raise ConfigError("rec_thresholds must be ascending values in [0, 1]")
+    T, R, K = len(records.iou_thresholds), len(rthr), len(records.classes)
+    A, M = len(records.area_ranges), len(records.max_dets)
+    precision = -np.ones((T, R, K, A, M))
+    recall = -np.ones((T, K, A, M))
+    scores = -np.ones((T, R, K, A, M))
+
+    if image_indices is None:
+        d: NDArray[np.int64] | None = None
+        gt_class, gt_ignore = records.gt_class, records.gt_ignore
+    else:
+        idx = _image_indices(image_indices, len(records))
+        d = _gather_ranges(records.det_offsets, idx)[0]
+        g = _gather_ranges(records.gt_offsets, idx)[0]
+        gt_class, gt_ignore = records.gt_class[g], records.gt_ignore[:, g]
+    # (K, A): non-ignored ground truth per class and area range, pycocotools' npig
+    n_gt = np.stack([np.bincount(gt_class[~ig], minlength=K) for ig in gt_ignore], axis=1)
+
+    klass, score = records.det_class, records.det_score
+    if d is not None:
+        klass, score = klass[d], score[d]
+    # Pooled order: class, then descending score; lexsort is stable, so equal scores
+    # keep image order then rank, as pycocotools' mergesort over concatenated images.
+    order = np.lexsort((-score, klass))
+    if d is not None:
+        order = d[order]
+    klass, score, rank = records.det_class[order], records.det_score[order], records.det_rank[order]
+    tp_all = np.take(records.det_tp, order, axis=2)
+    ig_all = np.take(records.det_ignore, order, axis=2)
+
+    for m, max_det in enumerate(records.max_dets):
+        # Dropping detections of rank >= max_det keeps the stable order of the rest;
+        # their matches do not change because greedy matching goes in rank order.
+        keep = rank < max_det
+        if keep.all():
+            kk, ss, tp_m, ig_m = klass, score, tp_all, ig_all
+        else:
+            kept = np.flatnonzero(keep)
+            kk, ss = klass[kept], score[kept]
+            tp_m, ig_m = np.take(tp_all, kept, axis=2), np.take(ig_all, kept, axis=2)
+        bounds = np.searchsorted(kk, np.arange(K + 1))
+        for k in range(K):
+            a_ok = np.flatnonzero(n_gt[k] > 0)
+            if a_ok.size:
+                lo, hi = bounds[k], bounds[k + 1]
+                p, r, s = _curves(tp_m[:, :, lo:hi], ig_m[:, :, lo:hi], ss[lo:hi], n_gt[k], rthr)
+                precision[:, :, k, a_ok, m] = p[a_ok].transpose(1, 2, 0)
+                scores[:, :, k, a_ok, m] = s[a_ok].transpose(1, 2, 0)
+                recall[:, k, a_ok, m] = r[a_ok].T
+    return precision, recall, scores
+
+
+def _curves(
+    tp: NDArray[np.bool_],
+    ig: NDArray[np.bool_],
+    score: NDArray[np.float64],
+    n_gt: NDArray[np.int64],
+    rthr: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Sampled precision (A, T, R), recall (A, T) and scores (A, T, R) of one class.
+
+    ``tp`` and ``ig`` (A, T, n) flag true positives and ignored detections in pooled
+    order. Rows whose ``n_gt`` is 0 come out meaningless; the caller drops them.
+    """
+    A, T, n = tp.shape
+    rows = A * T
+    # Precision only rises at a true positive, so its running maximum from the right,
+    # read where recall first reaches a threshold (always a true positive, or the
+    # first position), only needs the precision at true positives.
+    flat = np.flatnonzero(tp)  # multi-dimensional nonzero() is ~10x slower
+    row, pos = np.divmod(flat, n)
+    n_tp = np.bincount(row, minlength=rows)
+    j = np.arange(len(row)) - np.repeat(np.cumsum(n_tp) - n_tp, n_tp) + 1
+    n_ig = np.cumsum(ig, axis=2, dtype=np.int32).reshape(-1)[flat]
+    counted = (pos + 1 - n_ig).astype(np.float64)  # tp + fp, exact in float
+    width = max(int(n_tp.max()), 1)
+    env = np.zeros((rows, width))
+    env[row, j - 1] = j / (counted + _EPS)
+    env = np.maximum.accumulate(env[:, ::-1], axis=1)[:, ::-1]
+    at = np.zeros((rows, width), np.int64)
+    at[row, j - 1] = pos
+
+    # Recall tp / n_gt grows with tp, so "first position with recall >= r" is the
+    # position of the J-th true positive, J the least count whose recall, divided in
+    # floating point as pycocotools does, reaches r (J = 0: the first position).
+    J = np.stack([np.searchsorted(np.arange(c + 1) / max(c, 1), rthr) for c in n_gt])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = (n_tp.reshape(A, T) / n_gt[:, None]).astype(np.float64)
+    J = np.repeat(J, T, axis=0)  # (rows, R)
+    ok = ((J >= 1) & (n_tp[:, None] >= J)) | ((J == 0) & (n > 0))
+    slot = np.clip(J - 1, 0, width - 1)
+    r_idx = np.arange(rows)[:, None]
+    prec = np.where(ok, env[r_idx, slot], 0.0)
+    first = score[0] if n else 0.0
+    sc = np.where(ok, np.where(J == 0, first, score[at[r_idx, slot]] if n else 0.0), 0.0)
+    return prec.reshape(A, T, -1), recall, sc.reshape(A, T, -1)

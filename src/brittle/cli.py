@@ -136,11 +136,12 @@ def _print_results(results: Results) -> None:
         if m.clean is None:
             console.print(f"[bold]{name}[/]: no labels, no metrics")
             continue
-        table = Table(
-            title=f"{name} ({m.kind}) on {results.dataset.name}: "
+        console.print(
+            f"\n[bold]{name}[/] ({m.kind}) on {results.dataset.name}: "
             f"{results.dataset.image_count} images",
-            title_justify="left",
+            highlight=False,
         )
+        table = Table()
         table.add_column("class")
         table.add_column("GT boxes", justify="right")
         table.add_column("AP50-95", justify="right")
@@ -169,7 +170,8 @@ def _print_results(results: Results) -> None:
             console.print(f"  {n}", highlight=False)
     labeled = {k: v for k, v in results.models.items() if v.clean is not None}
     if labeled:
-        summary = Table(title="COCO metrics (clean)", title_justify="left")
+        console.print("\n[bold]COCO metrics (clean)[/]")
+        summary = Table()
         summary.add_column("model")
         for col in ("mAP50-95", "mAP50", "mAP75", "small", "medium", "large", "AR100"):
             summary.add_column(col, justify="right")
@@ -305,7 +307,9 @@ def eval_cmd(
             bar.stop()
             err_console.print(
                 f"[yellow]interrupted.[/] Finished batches are cached in {out_dir}; "
-                "run the same command (with the same --out) to resume."
+                "run the same command (with the same --out) to resume.",
+                highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(130) from None
     if as_json:
@@ -345,12 +349,13 @@ def data_cmd(
     from brittle.data import open_dataset
 
     dataset = open_dataset(data, format=data_format, split=split, strict=strict)
-    table = Table(
-        title=f"{dataset.name} ({dataset.format}"
-        + (f", split {dataset.split}" if dataset.split else "")
-        + f"): {len(dataset)} images",
-        title_justify="left",
+    split_note = f", split {dataset.split}" if dataset.split else ""
+    console.print(
+        f"[bold]{dataset.name}[/] ({dataset.format}{split_note}): {len(dataset)} images "
+        f"at {dataset.root}",
+        highlight=False,
     )
+    table = Table()
     table.add_column("class")
     table.add_column("boxes", justify="right")
     counts = [0] * len(dataset.class_names)
@@ -372,14 +377,20 @@ def data_cmd(
 def main() -> None:
     """Console entry point: brittle errors become one clear line and exit code 2."""
     try:
-        app()
+        app(standalone_mode=True)
     except BrittleError as exc:
-        _fail(str(exc))
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
     except Exception as exc:  # a bug in brittle: say so, keep the traceback for the report
         import traceback
 
         traceback.print_exc()
-        _fail(f"internal error: {type(exc).__name__}: {exc} (please report this)", EXIT_INTERNAL)
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (please report this)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from brittle.metrics.coco import COCO_STAT_NAMES, evaluate
 from brittle.models.base import Predictor
 from brittle.models.classmap import LabelMap
 from brittle.results import (
-    SCHEMA_VERSION,
     ClassMetrics,
     CleanMetrics,
     DatasetInfo,
@@ -275,7 +274,7 @@ def evaluate_clean(
             clean=clean,
         )
     results = Results(
-        schema_version=SCHEMA_VERSION,
+        schema_version="1.0",
         brittle_version=__version__,
         dataset=DatasetInfo(
             name=dataset.name,

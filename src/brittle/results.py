@@ -12,11 +12,12 @@ those live in ``run.json`` beside it. Its JSON Schema ships with the package
 ...      "settings": {}, "models": {}})
 >>> r.dataset.name
 'd'
->>> Results.model_validate({"schema_version": SCHEMA_VERSION, "surprise": 1})
+>>> Results.model_validate({**r.model_dump(), "surprise": 1})
 Traceback (most recent call last):
 ...
-pydantic_core._pydantic_core.ValidationError: 6 validation errors for Results
-...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for Results
+surprise
+  Extra inputs are not permitted ...
 """
 
 from __future__ import annotations

@@ -111,8 +111,11 @@ def test_a_perfect_detector_scores_exactly_one(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     clean = res["models"]["rect"]["clean"]
-    assert clean["map50_95"] == 1.0
-    assert clean["per_class"]["dark"] == {"ap50": 1.0, "ap50_95": 1.0, "gt_count": 10}
+    # COCO divides by (tp + fp + eps), so a perfect score is 1 - 1e-16, as in pycocotools.
+    assert clean["map50_95"] == pytest.approx(1.0, abs=1e-12)
+    dark = clean["per_class"]["dark"]
+    assert dark["gt_count"] == 10
+    assert dark["ap50"] == pytest.approx(1.0, abs=1e-12)
 
 
 def test_a_failing_image_is_recorded_and_the_run_goes_on(tmp_path: Path) -> None:

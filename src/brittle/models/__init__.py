@@ -1,0 +1,93 @@
+"""Predictors: load a model from a spec string and run it.
+
+A spec is a ``.onnx`` file (run by :class:`~brittle.models.onnx.OnnxDetector`) or
+``path/to/file.py:Name`` / ``module:Name`` (a Python predictor). Other kinds come
+from plugins registered under the ``brittle.predictors`` entry-point group, each a
+loader ``(spec, **options) -> Predictor`` selected with ``kind=``. Heavy imports
+(onnxruntime) happen inside the loaders.
+
+>>> predictor_kind("models/yolox_nano.onnx"), predictor_kind("examples/fastestdet.py:FastestDet")
+('onnx', 'python')
+>>> load_predictor("weights/yolov8n.pt")
+Traceback (most recent call last):
+...
+brittle.errors.ConfigError: weights/yolov8n.pt: PyTorch checkpoints are not supported yet; \
+export the model to ONNX (Ultralytics: `yolo export model=weights/yolov8n.pt format=onnx`) or \
+wrap it in a Python predictor (path/to/file.py:Name, see docs/models.md)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from brittle.errors import ConfigError
+from brittle.models.base import Predictor
+from brittle.registry import Registry
+
+__all__ = ["LoadedPredictor", "Predictor", "load_predictor", "predictor_kind", "predictors"]
+
+#: Loaders by model kind: ``(spec, **options) -> Predictor``.
+predictors: Registry[Callable[..., Predictor]] = Registry(
+    "model kind", entry_point_group="brittle.predictors"
+)
+
+
+@predictors.register("onnx")
+def _load_onnx(spec: str, **options: Any) -> Predictor:
+    from brittle.models.onnx import OnnxDetector
+
+    return OnnxDetector(spec, **options)
+
+
+@predictors.register("python")
+def _load_python(spec: str, **options: Any) -> Predictor:
+    from brittle.models.python import load_python_predictor
+
+    return load_python_predictor(spec, **options)
+
+
+class LoadedPredictor(NamedTuple):
+    """A loaded predictor and the kind of loader that made it (``onnx``, ``python``, …)."""
+
+    predictor: Predictor
+    kind: str
+
+
+def predictor_kind(spec: str) -> str:
+    """Which loader a spec needs; ConfigError for specs brittle cannot load (yet)."""
+    low = spec.lower()
+    if low.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{spec}: loading models from URLs is not supported yet; download the file "
+            "and pass its path"
+        )
+    if low.endswith((".pt", ".pth")):
+        raise ConfigError(
+            f"{spec}: PyTorch checkpoints are not supported yet; export the model to ONNX "
+            f"(Ultralytics: `yolo export model={spec} format=onnx`) or wrap it in a Python "
+            "predictor (path/to/file.py:Name, see docs/models.md)"
+        )
+    if low.endswith(".onnx"):
+        return "onnx"
+    module_part, sep, attr = spec.rpartition(":")
+    if sep and module_part and attr and attr.isidentifier():
+        return "python"
+    raise ConfigError(
+        f"{spec}: not a model brittle can load; pass a .onnx file, path/to/file.py:Name "
+        "or module:Name (a Python predictor)"
+    )
+
+
+def load_predictor(spec: str, *, kind: str | None = None, **options: Any) -> LoadedPredictor:
+    """Load the model ``spec`` names, with loader ``options`` (e.g. ``format``, ``conf``).
+
+    Returns ``(predictor, kind)``. ``kind`` picks a registered loader explicitly (for
+    plugins); otherwise it follows from the spec (:func:`predictor_kind`).
+    """
+    if kind is None:
+        kind = predictor_kind(spec)
+        if kind == "onnx" and not Path(spec).is_file():
+            raise ConfigError(f"{spec}: model file does not exist")
+    return LoadedPredictor(predictors.get(kind)(spec, **options), kind)

@@ -1,0 +1,170 @@
+"""brittle's perturbation catalogue: registry, lookup and the small public API.
+
+Built-in perturbations live one family per module (``noise``, ``blur``, ``weather``,
+``light``, ``digital``, ``geometric``, ``occlusion``) and register themselves with
+:func:`register`. Third-party packages add theirs through the entry-point group
+``brittle.perturbations`` (a :class:`~brittle.perturb.base.Perturbation` subclass), and
+any function ``(image, severity, rng) -> image`` can be used by reference as
+``"package.module:function"`` or ``"path/to/file.py:function"``.
+
+>>> import numpy as np
+>>> img = np.full((32, 48, 3), 128, np.uint8)
+>>> out = perturb(img, "gaussian_noise", 3, seed=1)
+>>> out.shape, out.dtype, bool((out != img).any())
+((32, 48, 3), dtype('uint8'), True)
+>>> out2, boxes = perturb(img, "hflip", 1, boxes=[[0, 0, 10, 8]])
+>>> boxes.tolist()
+[[38.0, 0.0, 48.0, 8.0]]
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, ClassVar, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from brittle.errors import ConfigError, ShapeError
+from brittle.perturb.base import (
+    FAMILIES,
+    Params,
+    Perturbation,
+    rng_for,
+    transform_boxes,
+    validate_class,
+)
+from brittle.registry import Registry, load_reference
+
+__all__ = [
+    "FAMILIES",
+    "Perturbation",
+    "catalogue",
+    "get_perturbation",
+    "perturb",
+    "perturbations",
+    "register",
+    "rng_for",
+    "transform_boxes",
+]
+
+perturbations: Registry[type[Perturbation]] = Registry(
+    "perturbation", entry_point_group="brittle.perturbations"
+)
+
+_BUILTIN_MODULES = ("noise", "blur", "weather", "light", "digital", "geometric", "occlusion")
+_loaded = False
+
+
+def register(cls: type[Perturbation]) -> type[Perturbation]:
+    """Class decorator adding a perturbation to the catalogue under ``cls.name``."""
+    validate_class(cls)
+    perturbations.register(cls.name)(cls)
+    return cls
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(f"brittle.perturb.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"brittle.perturb.{mod}":
+                raise
+
+
+class FunctionPerturbation(Perturbation):
+    """Wraps a user function ``(image, severity, rng) -> image`` (photometric only)."""
+
+    family: ClassVar[str] = "digital"
+    description: ClassVar[str] = "user function"
+
+    def __init__(self, ref: str, fn: Callable[..., Any]) -> None:
+        self.ref = ref
+        self.fn = fn
+
+    def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
+        return {"severity": severity}
+
+    def apply(self, image: NDArray[np.uint8], params: Params, rng: np.random.Generator) -> Any:
+        out = np.asarray(self.fn(image, params["severity"], rng))
+        if out.shape != image.shape or out.dtype != np.uint8:
+            raise ShapeError(
+                f"{self.ref}: must return uint8 {image.shape}, got {out.dtype} {out.shape}"
+            )
+        return out
+
+
+def get_perturbation(name: str) -> Perturbation:
+    """The perturbation called ``name`` (or a ``module:function`` reference).
+
+    >>> get_perturbation("gaussian_noize")
+    Traceback (most recent call last):
+    ...
+    brittle.errors.UnknownNameError: unknown perturbation 'gaussian_noize'; did you mean ...
+    """
+    _load_builtins()
+    if ":" in name:
+        target = load_reference(name)
+        if isinstance(target, type) and issubclass(target, Perturbation):
+            return target()
+        if not callable(target):
+            raise ConfigError(f"{name}: not a Perturbation subclass or a function")
+        fp = FunctionPerturbation(name, target)
+        fp.name = name  # type: ignore[misc]
+        return fp
+    return perturbations.get(name)()
+
+
+def catalogue() -> dict[str, list[type[Perturbation]]]:
+    """Registered perturbations grouped by family, families in display order."""
+    _load_builtins()
+    groups: dict[str, list[type[Perturbation]]] = {f: [] for f in FAMILIES}
+    for _, cls in perturbations.items():
+        groups.setdefault(cls.family, []).append(cls)
+    return {f: v for f, v in groups.items() if v}
+
+
+@overload
+def perturb(
+    image: ArrayLike, name: str, severity: int, *, seed: int = 0, boxes: None = None,
+    sample_id: str = "",
+) -> NDArray[np.uint8]: ...
+
+
+@overload
+def perturb(
+    image: ArrayLike, name: str, severity: int, *, seed: int = 0, boxes: ArrayLike,
+    sample_id: str = "",
+) -> tuple[NDArray[np.uint8], NDArray[np.float64]]: ...
+
+
+def perturb(
+    image: ArrayLike,
+    name: str,
+    severity: int,
+    *,
+    seed: int = 0,
+    boxes: ArrayLike | None = None,
+    sample_id: str = "",
+) -> NDArray[np.uint8] | tuple[NDArray[np.uint8], NDArray[np.float64]]:
+    """Perturb one RGB uint8 image; with ``boxes`` (xyxy pixels) also return the moved boxes.
+
+    Boxes that end up mostly outside the image are dropped (see
+    :data:`brittle.perturb.base.MIN_VISIBLE_FRACTION`). The same (image, name, severity,
+    seed, sample_id) always gives the same bytes.
+    """
+    img = np.asarray(image)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        raise ShapeError(f"perturb: expected uint8 (H, W, 3) RGB, got {img.dtype} {img.shape}")
+    p = get_perturbation(name)
+    rng = rng_for(seed, p.name, severity, sample_id)
+    out, moved, _, _ = p(img, severity, rng, None if boxes is None else np.asarray(boxes))
+    if boxes is None:
+        return out
+    assert moved is not None
+    return out, moved

@@ -374,6 +374,95 @@ def data_cmd(
             console.print(f"  {issue}", highlight=False, soft_wrap=True)
 
 
+@app.command("perturbations")
+def perturbations_cmd(
+    preview: Annotated[
+        Path | None,
+        typer.Option("--preview", help="Render IMAGE under every perturbation and severity."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the preview grid (PNG or JPEG).")
+    ] = Path("perturbations.png"),
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Perturbation or family names to include. Repeatable."),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option("--labels", help="YOLO label file for IMAGE: draw its boxes (they move)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    cell: Annotated[int, typer.Option(help="Thumbnail size in pixels.")] = 160,
+) -> None:
+    """List the perturbation catalogue by family, or render a preview grid of an image."""
+    from brittle.perturbations import catalogue
+
+    groups = catalogue()
+    if preview is None:
+        total = sum(len(v) for v in groups.values())
+        console.print(f"[bold]{total} perturbations[/] in {len(groups)} families, severities 1-5")
+        for family, classes in groups.items():
+            table = Table(title=f"{family}", title_justify="left", show_header=False)
+            table.add_column("name", style="bold")
+            table.add_column("description")
+            table.add_column("notes", style="dim")
+            for cls in classes:
+                notes = []
+                if cls.imagenet_c:
+                    notes.append(f"ImageNet-C {cls.imagenet_c}")
+                if cls.geometric:
+                    notes.append("moves boxes")
+                if not cls.graded:
+                    notes.append("same at every severity")
+                table.add_row(cls.name, cls.description, ", ".join(notes))
+            console.print(table)
+        return
+    _render_preview(preview, out, only, labels, seed, cell, groups)
+
+
+def _render_preview(
+    image_path: Path,
+    out: Path,
+    only: list[str] | None,
+    labels: Path | None,
+    seed: int,
+    cell: int,
+    groups: dict[str, list[Any]],
+) -> None:
+    import cv2
+    import numpy as np
+
+    from brittle.data.images import decode_image
+    from brittle.perturbations import get_perturbation
+    from brittle.perturbations.preview import preview_grid
+
+    image = decode_image(image_path)
+    names: list[str] = []
+    for sel in only or [c.name for v in groups.values() for c in v]:
+        if sel in groups:
+            names += [c.name for c in groups[sel]]
+        else:
+            names.append(get_perturbation(sel).name)
+    boxes = None
+    if labels is not None:
+        from brittle.data.base import IssueLog
+        from brittle.data.yolo import parse_label_file
+
+        if not labels.is_file():
+            _fail(f"{labels}: label file not found")
+        gt = parse_label_file(labels, image.shape[1], image.shape[0], None, IssueLog())
+        boxes = None if gt is None else np.asarray(gt.boxes)
+    grid = preview_grid(image, names, boxes=boxes, seed=seed, cell=cell)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 85] if out.suffix.lower() in {".jpg", ".jpeg"} else []
+    if not cv2.imwrite(str(out), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), params):
+        _fail(f"{out}: could not write the image (use a .png or .jpg name)")
+    console.print(
+        f"wrote {out}: {len(names)} perturbations x severities 1-5 of {image_path}",
+        highlight=False,
+    )
+
+
 def main() -> None:
     """Console entry point: brittle errors become one clear line and exit code 2."""
     try:

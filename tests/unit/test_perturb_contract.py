@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import pytest
 
-from brittle.perturb import catalogue, get_perturbation, perturb, rng_for
-from brittle.perturb.base import FAMILIES, SEVERITIES
-from brittle.perturb.quality import ssim
+from brittle.perturbations import catalogue, get_perturbation, perturb, rng_for
+from brittle.perturbations.base import FAMILIES, SEVERITIES
+from brittle.perturbations.quality import ssim
 
 ALL = sorted(cls.name for group in catalogue().values() for cls in group)
 

@@ -1,7 +1,7 @@
 """The perturbation contract: draw parameters, then apply them, purely.
 
 A perturbation is a subclass of :class:`Perturbation` (one level deep, no
-metaclass) registered with ``@perturbations.register``. Drawing random
+metaclass) registered with ``@brittle.perturbations.register``. Drawing random
 parameters is separate from applying them (as in albumentations):
 
 * ``params(severity, height, width, rng)`` draws everything random that is not
@@ -162,8 +162,9 @@ class Perturbation:
 def transform_boxes(
     p: Perturbation, boxes: NDArray[Any], params: Params, height: int, width: int
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Move xyxy boxes through a geometric perturbation: corners (and edge midpoints, for
-    transforms that bend lines) through ``map_points``, then min/max, then clip to the output.
+    """Move xyxy boxes through a geometric perturbation: corners (plus edge midpoints and the
+    edge points nearest the image centre, for maps that bend lines) through ``map_points``,
+    then min/max, then clip to the output.
 
     Returns ``(boxes, kept)``: ``boxes`` holds only the kept ones; ``kept`` is a mask over the
     input telling which survived (less than :data:`MIN_VISIBLE_FRACTION` visible → dropped).
@@ -176,13 +177,16 @@ def transform_boxes(
         return np.zeros((0, 4)), np.zeros(0, np.bool_)
     x1, y1, x2, y2 = b.T
     xm, ym = (x1 + x2) / 2, (y1 + y2) / 2
-    # Four corners plus four edge midpoints: exact for affine/projective maps (corners
-    # suffice) and a good bound for smooth non-linear ones such as lens distortion.
-    xs = np.stack([x1, x2, x2, x1, xm, x2, xm, x1], axis=1)
-    ys = np.stack([y1, y1, y2, y2, y1, ym, y2, ym], axis=1)
+    # Corners suffice for affine/projective maps. Radial (lens) maps bulge an edge most at
+    # its point nearest the image centre, so those points, and the midpoints, go in too.
+    xc = np.clip(width / 2, x1, x2)
+    yc = np.clip(height / 2, y1, y2)
+    xs = np.stack([x1, x2, x2, x1, xm, x2, xm, x1, xc, x2, xc, x1], axis=1)
+    ys = np.stack([y1, y1, y2, y2, y1, ym, y2, ym, y1, yc, y2, yc], axis=1)
+    k = xs.shape[1]
     pts = p.map_points(np.stack([xs.ravel(), ys.ravel()], axis=1), params, height, width)
-    px = pts[:, 0].reshape(n, 8)
-    py = pts[:, 1].reshape(n, 8)
+    px = pts[:, 0].reshape(n, k)
+    py = pts[:, 1].reshape(n, k)
     moved = np.stack([px.min(1), py.min(1), px.max(1), py.max(1)], axis=1)
     oh, ow = p.output_size(params, height, width)
     clipped = np.stack(

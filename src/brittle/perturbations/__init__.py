@@ -3,7 +3,7 @@
 Built-in perturbations live one family per module (``noise``, ``blur``, ``weather``,
 ``light``, ``digital``, ``geometric``, ``occlusion``) and register themselves with
 :func:`register`. Third-party packages add theirs through the entry-point group
-``brittle.perturbations`` (a :class:`~brittle.perturb.base.Perturbation` subclass), and
+``brittle.perturbations`` (a :class:`~brittle.perturbations.base.Perturbation` subclass), and
 any function ``(image, severity, rng) -> image`` can be used by reference as
 ``"package.module:function"`` or ``"path/to/file.py:function"``.
 
@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from brittle.errors import ConfigError, ShapeError
-from brittle.perturb.base import (
+from brittle.perturbations.base import (
     FAMILIES,
     Params,
     Perturbation,
@@ -43,13 +43,13 @@ __all__ = [
     "catalogue",
     "get_perturbation",
     "perturb",
-    "perturbations",
     "register",
+    "registry",
     "rng_for",
     "transform_boxes",
 ]
 
-perturbations: Registry[type[Perturbation]] = Registry(
+registry: Registry[type[Perturbation]] = Registry(
     "perturbation", entry_point_group="brittle.perturbations"
 )
 
@@ -60,7 +60,7 @@ _loaded = False
 def register(cls: type[Perturbation]) -> type[Perturbation]:
     """Class decorator adding a perturbation to the catalogue under ``cls.name``."""
     validate_class(cls)
-    perturbations.register(cls.name)(cls)
+    registry.register(cls.name)(cls)
     return cls
 
 
@@ -71,9 +71,9 @@ def _load_builtins() -> None:
     _loaded = True
     for mod in _BUILTIN_MODULES:
         try:
-            importlib.import_module(f"brittle.perturb.{mod}")
+            importlib.import_module(f"brittle.perturbations.{mod}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"brittle.perturb.{mod}":
+            if exc.name != f"brittle.perturbations.{mod}":
                 raise
 
 
@@ -117,14 +117,14 @@ def get_perturbation(name: str) -> Perturbation:
         fp = FunctionPerturbation(name, target)
         fp.name = name  # type: ignore[misc]
         return fp
-    return perturbations.get(name)()
+    return registry.get(name)()
 
 
 def catalogue() -> dict[str, list[type[Perturbation]]]:
     """Registered perturbations grouped by family, families in display order."""
     _load_builtins()
     groups: dict[str, list[type[Perturbation]]] = {f: [] for f in FAMILIES}
-    for _, cls in perturbations.items():
+    for _, cls in registry.items():
         groups.setdefault(cls.family, []).append(cls)
     return {f: v for f, v in groups.items() if v}
 
@@ -155,7 +155,7 @@ def perturb(
     """Perturb one RGB uint8 image; with ``boxes`` (xyxy pixels) also return the moved boxes.
 
     Boxes that end up mostly outside the image are dropped (see
-    :data:`brittle.perturb.base.MIN_VISIBLE_FRACTION`). The same (image, name, severity,
+    :data:`brittle.perturbations.base.MIN_VISIBLE_FRACTION`). The same (image, name, severity,
     seed, sample_id) always gives the same bytes.
     """
     img = np.asarray(image)

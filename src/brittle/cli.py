@@ -338,6 +338,86 @@ def export_cmd(
     )
 
 
+def _read_json(path: Path, what: str) -> Any:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        _fail(f"{path}: {what} file not found")
+    except json.JSONDecodeError as exc:
+        _fail(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})")
+
+
+@app.command("score")
+def score_cmd(
+    gt: Annotated[Path, typer.Option("--gt", help="COCO instances JSON (ground truth).")],
+    predictions: Annotated[
+        Path, typer.Option("--predictions", help="COCO results JSON (a list of detections).")
+    ],
+    per_class: Annotated[
+        bool, typer.Option("--per-class", help="Also print AP per class.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+    max_dets: Annotated[
+        str, typer.Option("--max-dets", help="Three detection limits, e.g. 1,10,100.")
+    ] = "1,10,100",
+) -> None:
+    """Score precomputed COCO-format predictions: the 12 COCO stats, equal to pycocotools."""
+    import json
+
+    from brittle.metrics.coco import COCO_STAT_NAMES, evaluate_coco
+
+    try:
+        md = tuple(int(x) for x in max_dets.split(","))
+    except ValueError:
+        _fail(f"--max-dets {max_dets}: expected three whole numbers, e.g. 1,10,100")
+    if len(md) != 3:
+        _fail(f"--max-dets {max_dets}: expected three whole numbers, e.g. 1,10,100")
+    gt_doc = _read_json(gt, "ground-truth")
+    dt_doc = _read_json(predictions, "predictions")
+    if isinstance(dt_doc, dict) and isinstance(dt_doc.get("annotations"), list):
+        dt_doc = dt_doc["annotations"]
+    if not isinstance(gt_doc, dict) or not isinstance(dt_doc, list):
+        _fail(
+            f"expected {gt} to be a COCO instances object and {predictions} a list of "
+            "detections ({image_id, category_id, bbox, score})"
+        )
+    ev = evaluate_coco(gt_doc, dt_doc, max_dets=(md[0], md[1], md[2]))
+    cats = sorted(gt_doc.get("categories", []), key=lambda c: c["id"])
+    names = [str(c.get("name", c["id"])) for c in cats]
+    ap, ap50 = ev.per_class_ap(), ev.per_class_ap50()
+    if as_json:
+        doc: dict[str, Any] = {
+            name: float(v) for name, v in zip(COCO_STAT_NAMES, ev.stats, strict=True)
+        }
+        if per_class:
+            doc["per_class"] = {names[c]: {"ap50_95": ap[c], "ap50": ap50.get(c)} for c in ap}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    labels = {
+        "map50_95": "AP @[.50:.95] all", "map50": "AP @.50", "map75": "AP @.75",
+        "map_small": "AP small", "map_medium": "AP medium", "map_large": "AP large",
+        "ar1": f"AR maxDets={md[0]}", "ar10": f"AR maxDets={md[1]}",
+        "ar100": f"AR maxDets={md[2]}", "ar_small": "AR small", "ar_medium": "AR medium",
+        "ar_large": "AR large",
+    }  # fmt: skip
+    for name, v in zip(COCO_STAT_NAMES, ev.stats, strict=True):
+        table.add_row(labels[name], f"{v:.4f}" if v >= 0 else "—")
+    console.print(table)
+    if per_class:
+        pc = Table()
+        pc.add_column("class")
+        pc.add_column("AP50-95", justify="right")
+        pc.add_column("AP50", justify="right")
+        for c in ap:
+            pc.add_row(names[c], _fmt(ap[c]), _fmt(ap50.get(c)))
+        console.print(pc)
+
+
 @app.command("data")
 def data_cmd(
     data: Annotated[Path, typer.Argument(help="Dataset: folder, data.yaml or COCO json.")],

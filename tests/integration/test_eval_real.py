@@ -109,6 +109,11 @@ def test_all_12_stats_equal_pycocotools_on_exported_predictions(
     ours = [clean[name] for name in COCO_STAT_NAMES]
     assert ours == pytest.approx(list(ev.stats), abs=1e-9)
     assert len(dt.dataset["annotations"]) > 1000  # real predictions at conf 0.001, not a stub
+    # `brittle score` on the same files is the same drop-in check.
+    proc = _brittle(assets, "score", "--gt", str(gt_file), "--predictions", str(dt_file), "--json")
+    assert proc.returncode == 0, proc.stderr
+    scored = json.loads(proc.stdout)
+    assert [scored[n] for n in COCO_STAT_NAMES] == pytest.approx(list(ev.stats), abs=1e-9)
 
 
 def test_warm_rerun_reuses_the_cache_and_is_byte_identical(assets: Path, run_dir: Path) -> None:

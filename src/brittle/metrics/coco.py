@@ -51,6 +51,7 @@ __all__ = [
     "COCO_RECALL_THRESHOLDS",
     "COCO_STAT_NAMES",
     "CocoEvaluation",
+    "WeightedAP",
     "accumulate",
     "evaluate",
     "evaluate_coco",
@@ -378,3 +379,293 @@ def _curves(
     first = score[0] if n else 0.0
     sc = np.where(ok, np.where(J == 0, first, score[at[r_idx, slot]] if n else 0.0), 0.0)
     return prec.reshape(A, T, -1), recall, sc.reshape(A, T, -1)
+
+
+# ------------------------------------------------------------------ weighted images
+
+_Groups = tuple[tuple[int, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WeightedAP:
+    """AP of images given integer weights: the fast path of bootstrap resamples.
+
+    A bootstrap resample is a multiset of images; weighting each image by its count is
+    the same as listing its copies, so one sort of the detections, made once, serves
+    every resample: the curves follow from weighted cumulative sums of true and false
+    positives. Only what AP at the largest ``max_dets`` needs is computed, in one area
+    range (``area``, default 0: "all"). Build it with :meth:`from_records`.
+
+    With all weights 1 the precision table is ``accumulate(records)``'s, bit for bit.
+    With integer weights it is that of ``np.repeat(np.arange(n), weights)`` (copies of
+    an image side by side), unless an image has two detections of one class with equal
+    scores and different outcomes (docs/bootstrap.md measures the effect).
+
+    >>> gts = [GroundTruth([[0, 0, 10, 10]], [0]), GroundTruth([[0, 0, 10, 10]], [0])]
+    >>> dets = [Detections([[0, 0, 10, 10]], [0.9], [0]),
+    ...         Detections([[50, 50, 60, 60]], [0.95], [0])]
+    >>> records = match_images(gts, dets, 1)
+    >>> wap = WeightedAP.from_records(records)
+    >>> float(wap.ap([1, 1])) == evaluate(gts, dets, 1).stat("map50_95")
+    True
+    >>> wap.ap([[2, 0], [0, 2], [2, 1]]).round(4).tolist()  # three resamples at once
+    [1.0, 0.0, 0.4422]
+    >>> round(evaluate_records(records, [0, 0, 1]).stat("map50_95"), 4)
+    0.4422
+    """
+
+    n_images: int
+    classes: tuple[int, ...]
+    iou_thresholds: NDArray[np.float64]
+    # (n_images, K): non-ignored ground truth of each image and class
+    gt_counts: NDArray[np.int64]
+    # Images of the detections in pooled order (class, then descending score), and of
+    # the ignored ones among them, by threshold then position.
+    det_image: NDArray[np.int64]
+    ig_image: NDArray[np.int64]
+    # Slots: the true positives of each (threshold, class) row in pooled order, rows
+    # padded (see _layout). Per slot: its image, and the bounds, in the cumulative sums
+    # over det_image and ig_image, of the detections counted up to it.
+    slot_image: NDArray[np.int64]
+    slot_hi: NDArray[np.int64]
+    slot_lo: NDArray[np.int64]
+    slot_ig_hi: NDArray[np.int64]
+    slot_ig_lo: NDArray[np.int64]
+    # The non-empty rows (index t * K + k) in slot order: first slot, length, width.
+    rows: NDArray[np.int64]
+    row_start: NDArray[np.int64]
+    row_len: NDArray[np.int64]
+    row_width: NDArray[np.int64]
+    # (first slot, rows, width) of each block of rows padded to one width
+    groups: _Groups
+
+    def __post_init__(self) -> None:
+        for name in WeightedAP.__slots__:
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                object.__setattr__(self, name, _readonly(value))
+
+    @classmethod
+    def from_records(cls, records: MatchRecords, *, area: int = 0) -> WeightedAP:
+        """Prepare ``records`` for weighting, in area range ``area`` (default 0, "all")."""
+        if not 0 <= area < len(records.area_ranges):
+            raise ConfigError(f"area must be in 0..{len(records.area_ranges) - 1}, got {area}")
+        n, K, T = len(records), len(records.classes), len(records.iou_thresholds)
+        i64 = np.int64
+        gt_image = np.repeat(np.arange(n, dtype=i64), np.diff(records.gt_offsets))
+        counted = ~records.gt_ignore[area]
+        gt_counts = np.zeros((n, K), i64)
+        np.add.at(gt_counts, (gt_image[counted], records.gt_class[counted]), 1)
+
+        # accumulate()'s pooled order: class, then descending score, ties in image order
+        # then rank (the order the records are stored in; lexsort is stable).
+        order = np.lexsort((-records.det_score, records.det_class))
+        klass = records.det_class[order]
+        det_image = np.repeat(np.arange(n, dtype=i64), np.diff(records.det_offsets))[order]
+        D = max(len(order), 1)
+        class_start = np.searchsorted(klass, np.arange(K + 1)).astype(i64)
+        tp = records.det_tp[area][:, order].reshape(-1)
+        ig_key = np.flatnonzero(records.det_ignore[area][:, order].reshape(-1))
+
+        # True positives by threshold, class, then pooled position: rows t * K + k.
+        t_of, pos = np.divmod(np.flatnonzero(tp), D)
+        k_of = klass[pos]
+        lo = class_start[k_of]
+        row_len = np.bincount(t_of * K + k_of, minlength=T * K).astype(i64)
+        rows, groups, src, real = _layout(row_len)
+        # Ignored detections are neither true nor false positives: their weight up to
+        # each position comes off the count of detections.
+        ig_hi = np.searchsorted(ig_key, t_of * D + pos, side="right").astype(i64)
+        ig_lo = np.searchsorted(ig_key, t_of * D + lo, side="left").astype(i64)
+        widths = np.array([w for _, r, w in groups for _ in range(r)], i64)
+        return cls(
+            n_images=n,
+            classes=records.classes,
+            iou_thresholds=records.iou_thresholds,
+            gt_counts=gt_counts,
+            det_image=det_image,
+            ig_image=det_image[ig_key % D],
+            # Pads copy their row's last entry on the weightless image n: same counts,
+            # same precision, so the running maximum and the count are unchanged.
+            slot_image=np.where(real, det_image[pos][src], n) if len(src) else src,
+            slot_hi=(pos + 1)[src],
+            slot_lo=lo[src],
+            slot_ig_hi=ig_hi[src],
+            slot_ig_lo=ig_lo[src],
+            rows=rows,
+            row_start=np.cumsum(widths) - widths,
+            row_len=row_len[rows],
+            row_width=widths,
+            groups=groups,
+        )
+
+    def precision(self, weights: ArrayLike) -> NDArray[np.float64]:
+        """Precision at the recall thresholds: (T, R, K), or (B, T, R, K) for (B, n) weights.
+
+        Equals ``accumulate()``'s ``precision[:, :, :, area, -1]`` on the images listed
+        as often as their weight; -1 for classes without ground truth in them.
+        """
+        W = np.asarray(weights)
+        single = W.ndim == 1
+        W = _check_weights(W.reshape(1, -1) if single else W, self.n_images)
+        size = max(len(self.slot_image), len(self.det_image), 1)
+        step = max(1, _CHUNK // size)
+        parts = [self._precision(W[i : i + step]) for i in range(0, max(len(W), 1), step)]
+        out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return out[0] if single else out
+
+    def ap(self, weights: ArrayLike, iou_threshold: float | None = None) -> NDArray[np.float64]:
+        """Mean precision over IoU and recall thresholds and classes with ground truth.
+
+        ``iou_threshold=None`` averages every threshold (mAP@[.5:.95]); a threshold such
+        as 0.5 averages that one (looked up by exact equality, as ``summarize``). -1
+        where no class has ground truth. Shape () for 1-D weights, else (B,).
+        """
+        p = self.precision(weights)
+        if iou_threshold is not None:
+            t = np.flatnonzero(self.iou_thresholds == iou_threshold)
+            if not t.size:
+                raise ConfigError(f"{iou_threshold} is not one of the IoU thresholds")
+            p = p[..., t, :, :]
+        flat = p.reshape(-1, *p.shape[-3:])
+        # One mean per resample, over the same (T, R, K) layout as summarize(), so the
+        # sum runs in the same order and the result is bit-identical.
+        return np.array([_mean_defined(x) for x in flat], np.float64).reshape(p.shape[:-3])
+
+    def _precision(self, W: NDArray[np.int64]) -> NDArray[np.float64]:
+        B, n_slots = W.shape[0], len(self.slot_image)
+        T, K, R = len(self.iou_thresholds), len(self.classes), len(COCO_RECALL_THRESHOLDS)
+        by_row = np.zeros((B, T * K, R))
+        npig = W @ self.gt_counts  # (B, K)
+        if n_slots:
+            take = np.take
+            cs = np.zeros((B, len(self.det_image) + 1), np.int64)
+            np.cumsum(take(W, self.det_image, axis=1), axis=1, out=cs[:, 1:])
+            counted = take(cs, self.slot_hi, axis=1) - take(cs, self.slot_lo, axis=1)
+            if len(self.ig_image):
+                cig = np.zeros((B, len(self.ig_image) + 1), np.int64)
+                np.cumsum(take(W, self.ig_image, axis=1), axis=1, out=cig[:, 1:])
+                counted -= take(cig, self.slot_ig_hi, axis=1) - take(cig, self.slot_ig_lo, axis=1)
+            Wx = np.concatenate([W, np.zeros((B, 1), np.int64)], axis=1)
+            w_slot = take(Wx, self.slot_image, axis=1)
+            ce = np.cumsum(w_slot, axis=1)
+            # The weight of true positives up to each slot, within its row.
+            base = np.where(self.row_start > 0, take(ce, self.row_start - 1, axis=1), 0)
+            tp = ce - np.repeat(base, self.row_width, axis=1)
+            prec = tp / (counted + _EPS)
+            env = np.empty_like(prec)
+            for lo, n_rows, width in self.groups:
+                view = slice(lo, lo + n_rows * width)
+                np.maximum.accumulate(
+                    prec[:, view].reshape(B, n_rows, width)[:, :, ::-1],
+                    axis=2,
+                    out=env[:, view].reshape(B, n_rows, width)[:, :, ::-1],
+                )
+            # Recall first reaches r at the first slot of the row where the weight of
+            # true positives reaches J(r); J = 0 is the first position, where the
+            # envelope is the row's maximum.
+            J = _recall_counts(npig)[:, self.rows % K]  # (B, rows, R)
+            have = take(tp, self.row_start + self.row_len - 1, axis=1)  # (B, rows)
+            ok = (J >= 1) & (have[:, :, None] >= J)
+            at = _first_reaching(ce, w_slot, base, J, ok)
+            first = take(env, self.row_start, axis=1)[:, :, None]
+            found = np.take_along_axis(env, at.reshape(B, -1), axis=1).reshape(J.shape)
+            by_row[:, self.rows] = np.where(ok, found, np.where(J == 0, first, 0.0))
+        out = by_row.reshape(B, T, K, R).transpose(0, 1, 3, 2).copy()
+        out[np.broadcast_to((npig == 0)[:, None, None, :], out.shape)] = -1.0
+        return out
+
+
+_CHUNK = 1 << 18
+
+
+def _layout(
+    row_len: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], _Groups, NDArray[np.int64], NDArray[np.bool_]]:
+    """Slots for ragged rows: rows grouped by length (within 2x), padded to their group's
+    widest, so a running maximum runs on a few rectangular blocks with little waste.
+
+    Returns the non-empty rows in slot order, the groups (first slot, rows, width), and
+    per slot the entry it holds (entries are the rows' items, row after row) and
+    whether it is real rather than a pad (pads hold their row's last entry).
+    """
+    rows = np.flatnonzero(row_len)
+    if not rows.size:
+        z = np.zeros(0, np.int64)
+        return z, (), z, np.zeros(0, np.bool_)
+    level = np.ceil(np.log2(row_len[rows])).astype(np.int64)
+    order = np.lexsort((rows, level))
+    rows, level = rows[order], level[order]
+    groups: list[tuple[int, int, int]] = []
+    widths = np.zeros(len(rows), np.int64)
+    lo = 0
+    for g in np.unique(level):
+        members = np.flatnonzero(level == g)
+        width = int(row_len[rows[members]].max())
+        widths[members] = width
+        groups.append((lo, len(members), width))
+        lo += len(members) * width
+    first_entry = np.cumsum(row_len) - row_len
+    owner = np.repeat(rows, widths)
+    j = np.arange(lo, dtype=np.int64) - np.repeat(np.cumsum(widths) - widths, widths)
+    src = first_entry[owner] + np.minimum(j, row_len[owner] - 1)
+    return rows, tuple(groups), src, j < row_len[owner]
+
+
+def _first_reaching(
+    ce: NDArray[np.int64],
+    w_slot: NDArray[np.int64],
+    base: NDArray[np.int64],
+    J: NDArray[np.int64],
+    ok: NDArray[np.bool_],
+) -> NDArray[np.int64]:
+    """Per resample b, row and count J (where ``ok``): the first slot with ``ce[b] >=
+    base + J``, ``ce`` being the running weight and ``base`` its value before the row.
+
+    Either a binary search per query, or a table listing each slot once per unit of its
+    weight, read at ``base + J - 1``: whichever touches fewer elements (few, long rows
+    favour the search; many short rows the table).
+    """
+    B, n_slots = ce.shape
+    if 3 * J[0].size < n_slots:
+        shift = (np.arange(B, dtype=np.int64) * (int(ce[:, -1].max()) + int(J.max()) + 1))[:, None]
+        found = np.searchsorted((ce + shift).reshape(-1), (base + shift)[:, :, None] + J)
+        found -= (np.arange(B) * n_slots)[:, None, None]
+    else:
+        units = np.repeat(np.tile(np.arange(n_slots), B), w_slot.reshape(-1))
+        before = (np.cumsum(ce[:, -1]) - ce[:, -1])[:, None, None]  # earlier resamples'
+        found = units[np.where(ok, before + base[:, :, None] + J - 1, 0)] if units.size else J
+    return np.where(ok, found, 0)
+
+
+def _recall_counts(npig: NDArray[np.int64]) -> NDArray[np.int64]:
+    """J(r) for every count n and recall threshold r: the least j with ``j / n >= r``,
+    divided in floating point as pycocotools does (the ceiling of r * n, corrected)."""
+    r = COCO_RECALL_THRESHOLDS
+    c = npig[..., None].astype(np.float64)
+    j = np.minimum(np.ceil(r * c), c)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(2):
+            j = np.where((j > 0) & ((j - 1) / c >= r), j - 1, j)
+        for _ in range(2):
+            j = np.where((j < c) & (j / c < r), j + 1, j)
+    return j.astype(np.int64)
+
+
+def _check_weights(W: NDArray[Any], n_images: int) -> NDArray[np.int64]:
+    if W.ndim != 2 or W.shape[1] != n_images:
+        raise ConfigError(f"weights: expected ({n_images},) or (B, {n_images}), got {W.shape}")
+    whole = np.issubdtype(W.dtype, np.integer) or (
+        np.issubdtype(W.dtype, np.floating) and bool(np.all(np.round(W) == W))
+    )
+    if not whole:
+        raise ConfigError("weights must be whole numbers (how often each image is drawn)")
+    Wi = W.astype(np.int64)
+    if Wi.size and Wi.min() < 0:
+        raise ConfigError("weights must be >= 0")
+    return Wi
+
+
+def _mean_defined(x: NDArray[np.float64]) -> float:
+    v = x[x > -1]
+    return float(np.mean(v)) if v.size else -1.0

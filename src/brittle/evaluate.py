@@ -85,6 +85,8 @@ class LoadedModel:
     class_map: dict[str, str] | None = None
     failed_images: list[str] = field(default_factory=list)
     dropped: int = 0
+    #: images this run sent to the model (the rest came from the cache)
+    inferred: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,7 @@ def _predict_missing(
     cached = cache.get_many(keys)
     missing = [i for i, k in enumerate(keys) if k not in cached]
     fresh: dict[int, tuple[Detections, str | None]] = {}
+    model.inferred += len(missing)
     if missing:
         images = [batch[i].image for i in missing]
         try:
@@ -295,6 +298,8 @@ def evaluate_clean(
         "started_at": started_at.isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 3),
         "model_seconds": {k: round(v, 3) for k, v in model_seconds.items()},
+        "inferred_images": {m.name: m.inferred for m in models},
+        "cached_images": {m.name: len(kept) - m.inferred for m in models},
         "brittle_version": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),

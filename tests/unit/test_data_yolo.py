@@ -3,7 +3,6 @@ exact message a user sees."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
@@ -414,10 +413,8 @@ def test_duplicates_in_an_image_list_are_counted_once(tmp_path: Path) -> None:
 
 
 def test_the_shared_css_valid_dataset(assets: Path) -> None:
-    start = time.perf_counter()
+    # Speed is measured by benches, never asserted here (shared, noisy machines).
     ds = open_dataset(assets / "css-valid")
-    elapsed = time.perf_counter() - start
-    assert elapsed < 0.5, f"indexing took {elapsed:.2f} s"
     assert (ds.format, ds.split, len(ds)) == ("yolo", "val", 114)
     assert ds.class_names == (
         "Hardhat", "Mask", "NO-Hardhat", "NO-Mask", "NO-Safety Vest",

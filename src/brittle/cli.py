@@ -226,8 +226,8 @@ def _progress_bar() -> Any:
     )
 
 
-@app.command("eval")
 def eval_cmd(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option("--data", help="Dataset: folder, data.yaml or COCO json.")],
     model: Annotated[
         list[str],
@@ -269,12 +269,31 @@ def eval_cmd(
         bool, typer.Option("--fail-fast", help="Stop at the first model error.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            "--suite",
+            help="Perturbation suite: quick, standard, full, imagenet-c "
+            "(run: default standard; eval: none).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every perturbation's randomness.")] = 0,
+    operating_conf: Annotated[
+        float, typer.Option(help="Confidence of the label-free consistency measures.")
+    ] = 0.3,
+    strictness: Annotated[
+        float, typer.Option(help="Consistency below this counts an image as affected.")
+    ] = 0.75,
 ) -> None:
-    """Evaluate models on clean images: exact COCO mAP per model and per class."""
+    """Evaluate models: exact COCO mAP per model and class (eval), plus robustness under a
+    suite of perturbations (run)."""
     from brittle.data import open_dataset
     from brittle.evaluate import RESULTS_FILE, evaluate_clean
     from brittle.results import Settings
+    from brittle.run.suites import builtin_suite
 
+    suite_name = suite or ("standard" if ctx.info_name == "run" else None)
+    chosen = builtin_suite(suite_name) if suite_name else None
     dataset = open_dataset(data, format=data_format, split=split, strict=strict)
     if len(dataset) == 0:
         _fail(f"{data}: the dataset has no images")
@@ -289,10 +308,11 @@ def eval_cmd(
         iou=iou,
         max_det=max_det,
     )
-    out_dir = out or Path("runs") / f"eval-{datetime.now():%Y%m%d-%H%M%S}"
+    out_dir = out or Path("runs") / f"{ctx.info_name}-{datetime.now():%Y%m%d-%H%M%S}"
     settings = Settings(conf_threshold=conf, nms_iou=iou, max_det=max_det)
+    n_cells = 1 + (len(chosen.cells()) if chosen else 0)
     with _progress_bar() as bar:
-        task = bar.add_task("evaluating", total=len(dataset) * len(models))
+        task = bar.add_task("evaluating", total=len(dataset) * len(models) * n_cells)
         try:
             results = evaluate_clean(
                 dataset,
@@ -302,6 +322,10 @@ def eval_cmd(
                 progress=lambda n: bar.advance(task, n),
                 fail_fast=fail_fast,
                 settings=settings,
+                suite=chosen,
+                seed=seed,
+                operating_conf=operating_conf,
+                strictness=strictness,
             )
         except KeyboardInterrupt:
             bar.stop()
@@ -316,7 +340,33 @@ def eval_cmd(
         sys.stdout.write((out_dir / RESULTS_FILE).read_text())
         return
     _print_results(results)
+    _print_robustness(results)
     console.print(f"results: {out_dir / RESULTS_FILE}", highlight=False)
+
+
+app.command("eval")(eval_cmd)
+app.command("run")(eval_cmd)
+
+
+def _print_robustness(results: Results) -> None:
+    """Per model: perturbations worst first, with rPC, consistency and affected share."""
+    for name, m in results.models.items():
+        if not m.perturbations:
+            continue
+        console.print(f"\n[bold]{name}[/]: robustness, worst first", highlight=False)
+        table = Table()
+        for col in ("perturbation", "family", "rPC", "consistency", "affected"):
+            table.add_column(col, justify="left" if col in ("perturbation", "family") else "right")
+        rows = sorted(
+            m.perturbations.items(),
+            key=lambda kv: (kv[1].rpc if kv[1].rpc is not None else kv[1].consistency, kv[0]),
+        )
+        for pname, pr in rows:
+            table.add_row(
+                pname, pr.family, _fmt(pr.rpc), f"{pr.consistency:.3f}",
+                f"{100 * pr.affected_fraction:.0f}%",
+            )  # fmt: skip
+        console.print(table)
 
 
 @app.command("export")

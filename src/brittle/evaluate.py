@@ -25,18 +25,25 @@ from brittle._version import __version__
 from brittle.data.base import Dataset, ImageRecord
 from brittle.errors import ConfigError, DatasetError
 from brittle.metrics.coco import COCO_STAT_NAMES, evaluate
+from brittle.metrics.consistency import DEFAULT_CONF, DEFAULT_STRICTNESS, consistency
 from brittle.models.base import Predictor
 from brittle.models.classmap import LabelMap
+from brittle.perturbations import get_perturbation, rng_for
+from brittle.perturbations.base import Params, Perturbation, transform_boxes
 from brittle.results import (
+    CellResult,
     ClassMetrics,
     CleanMetrics,
     DatasetInfo,
     ModelResult,
+    PerturbationResult,
     Results,
     Settings,
+    SuiteInfo,
     dump_json,
 )
 from brittle.run.cache import CacheKey, PredictionCache, RunImage
+from brittle.run.suites import Suite
 from brittle.types import Detections, GroundTruth
 
 __all__ = ["LoadedModel", "ProgressFn", "content_hash", "evaluate_clean", "parse_model_arg"]
@@ -85,7 +92,7 @@ class LoadedModel:
     class_map: dict[str, str] | None = None
     failed_images: list[str] = field(default_factory=list)
     dropped: int = 0
-    #: images this run sent to the model (the rest came from the cache)
+    #: images (clean or perturbed) this run sent to the model; the rest came from the cache
     inferred: int = 0
 
 
@@ -134,22 +141,27 @@ def _decoded_batches(
         yield [f.result() for f in pending]
 
 
-def _predict_missing(
+def predict_cached(
     model: LoadedModel,
     cache: PredictionCache,
-    batch: Sequence[_Decoded],
+    keys: Sequence[CacheKey],
+    images: Callable[[int], NDArray[np.uint8]],
+    ids: Sequence[str],
     fail_fast: bool,
 ) -> list[Detections | None]:
-    """Raw (model class space) detections for each image: from the cache, else the model."""
-    keys = [CacheKey(model.predictor.fingerprint, d.hash) for d in batch]
+    """Raw (model class space) detections for each key: from the cache, else the model.
+
+    ``images(i)`` makes the i-th image only when it is needed, so a warm run perturbs
+    nothing. None marks an image the model failed on (recorded in ``model.failed_images``).
+    """
     cached = cache.get_many(keys)
     missing = [i for i, k in enumerate(keys) if k not in cached]
     fresh: dict[int, tuple[Detections, str | None]] = {}
     model.inferred += len(missing)
     if missing:
-        images = [batch[i].image for i in missing]
+        batch = [images(i) for i in missing]
         try:
-            outs = model.predictor.predict([im for im in images if im is not None])
+            outs = model.predictor.predict(batch)
             if len(outs) != len(missing):
                 raise ConfigError(
                     f"model {model.name!r} returned {len(outs)} results for {len(missing)} images"
@@ -159,9 +171,7 @@ def _predict_missing(
             if fail_fast:
                 raise
             # Find the image(s) to blame: retry one at a time and record each failure.
-            for i in missing:
-                img = batch[i].image
-                assert img is not None
+            for i, img in zip(missing, batch, strict=True):
                 try:
                     fresh[i] = (model.predictor.predict([img])[0], None)
                 except Exception as exc:
@@ -175,8 +185,25 @@ def _predict_missing(
             det, err = fresh[i]
         out.append(None if err is not None else det)
         if err is not None:
-            model.failed_images.append(batch[i].record.id)
+            model.failed_images.append(ids[i])
     return out
+
+
+def _predict_missing(
+    model: LoadedModel,
+    cache: PredictionCache,
+    batch: Sequence[_Decoded],
+    fail_fast: bool,
+) -> list[Detections | None]:
+    """Clean-image predictions for a decoded batch."""
+
+    def image(i: int) -> NDArray[np.uint8]:
+        img = batch[i].image
+        assert img is not None
+        return img
+
+    keys = [CacheKey(model.predictor.fingerprint, d.hash) for d in batch]
+    return predict_cached(model, cache, keys, image, [d.record.id for d in batch], fail_fast)
 
 
 def _class_metrics(
@@ -206,8 +233,17 @@ def evaluate_clean(
     progress: ProgressFn | None = None,
     fail_fast: bool = False,
     settings: Settings | None = None,
+    suite: Suite | None = None,
+    seed: int = 0,
+    operating_conf: float = DEFAULT_CONF,
+    strictness: float = DEFAULT_STRICTNESS,
 ) -> Results:
     """Run every model on every image (cached), compute exact COCO metrics, write results.
+
+    With a ``suite``, every image is also replayed under each (perturbation, severity)
+    cell: the image is decoded once, perturbed once per cell (only when some model has no
+    cached prediction for it), and each cell is scored by mAP on the moved ground truth and
+    by label-free consistency with the clean predictions.
 
     Writes ``results.json`` (deterministic), ``run.json`` (dates, timings, host) and
     ``cache.sqlite`` (predictions and ground truth) into ``out_dir``.
@@ -223,6 +259,7 @@ def evaluate_clean(
     skipped: list[str] = []
     per_model: dict[str, list[Detections]] = {m.name: [] for m in models}
     model_seconds = dict.fromkeys(names, 0.0)
+    cells = _Cells(suite, seed, [m.name for m in models])
     with PredictionCache(out_dir / CACHE_FILE) as cache, ThreadPoolExecutor(2) as pool:
         for batch in _decoded_batches(dataset, batch_size, pool):
             good = []
@@ -246,6 +283,7 @@ def evaluate_clean(
                     per_model[m.name].append(mapped)
                 if progress is not None:
                     progress(len(batch))
+            cells.run_batch(good, models, cache, fail_fast, model_seconds, progress)
             for d in good:
                 r = d.record
                 gts.append(r.targets if r.targets is not None else GroundTruth.empty())
@@ -275,9 +313,18 @@ def evaluate_clean(
             dropped_detections=m.dropped,
             failed_images=sorted(set(m.failed_images)),
             clean=clean,
+            perturbations=cells.score(
+                m,
+                per_model[m.name],
+                clean,
+                len(dataset.class_names),
+                evaluable if labeled else [],
+                operating_conf,
+                strictness,
+            ),
         )
     results = Results(
-        schema_version="1.0",
+        schema_version="1.1",
         brittle_version=__version__,
         dataset=DatasetInfo(
             name=dataset.name,
@@ -291,6 +338,7 @@ def evaluate_clean(
             skipped_images=sorted(skipped),
         ),
         settings=settings or Settings(),
+        suite=cells.info(operating_conf, strictness),
         models=model_results,
     )
     dump_json(results.model_dump(mode="json"), out_dir / RESULTS_FILE)
@@ -298,11 +346,165 @@ def evaluate_clean(
         "started_at": started_at.isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 3),
         "model_seconds": {k: round(v, 3) for k, v in model_seconds.items()},
-        "inferred_images": {m.name: m.inferred for m in models},
-        "cached_images": {m.name: len(kept) - m.inferred for m in models},
+        # One prediction per (image, cell): the clean image plus every suite cell.
+        "inferred_predictions": {m.name: m.inferred for m in models},
+        "cached_predictions": {
+            m.name: len(kept) * (1 + len(cells.cells)) - m.inferred for m in models
+        },
         "brittle_version": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
     (out_dir / RUN_FILE).write_text(json.dumps(run_info, indent=2) + "\n")
     return results
+
+
+class _LazyPerturbed:
+    """The perturbed images of a batch, each made on first request and then kept: a warm
+    run, whose predictions are all cached, perturbs nothing."""
+
+    def __init__(
+        self,
+        pert: Perturbation,
+        good: Sequence[_Decoded],
+        params: Sequence[Params],
+        rngs: Sequence[np.random.Generator],
+    ) -> None:
+        self.pert, self.good, self.params, self.rngs = pert, good, params, rngs
+        self.made: dict[int, NDArray[np.uint8]] = {}
+
+    def __call__(self, i: int) -> NDArray[np.uint8]:
+        if i not in self.made:
+            img = self.good[i].image
+            assert img is not None
+            self.made[i] = self.pert.apply(img, self.params[i], self.rngs[i])
+        return self.made[i]
+
+
+class _Cells:
+    """Per-(perturbation, severity) state of a run: moved ground truth, drawn parameters,
+    and each model's predictions, accumulated batch by batch."""
+
+    def __init__(self, suite: Suite | None, seed: int, model_names: Sequence[str]) -> None:
+        self.suite = suite
+        self.seed = seed
+        self.cells = suite.cells() if suite is not None else []
+        self.perts: dict[str, Perturbation] = {
+            name: get_perturbation(name) for name, _ in self.cells
+        }
+        self.gts: dict[tuple[str, int], list[GroundTruth]] = {c: [] for c in self.cells}
+        self.params: dict[tuple[str, int], list[Params]] = {c: [] for c in self.cells}
+        self.sizes: dict[tuple[str, int], list[tuple[int, int]]] = {c: [] for c in self.cells}
+        self.dets: dict[str, dict[tuple[str, int], list[Detections]]] = {
+            m: {c: [] for c in self.cells} for m in model_names
+        }
+
+    def run_batch(
+        self,
+        good: Sequence[_Decoded],
+        models: Sequence[LoadedModel],
+        cache: PredictionCache,
+        fail_fast: bool,
+        model_seconds: dict[str, float],
+        progress: ProgressFn | None,
+    ) -> None:
+        for cell in self.cells:
+            name, severity = cell
+            pert = self.perts[name]
+            rngs: list[np.random.Generator] = []
+            batch_params: list[Params] = []
+            for d in good:
+                assert d.image is not None
+                h, w = d.image.shape[:2]
+                # The same generator draws the parameters and then the pixels, exactly as
+                # Perturbation.__call__ does, so perturb() reproduces any cell's image.
+                rng = rng_for(self.seed, pert.name, severity, d.record.id)
+                params = pert.params(severity, h, w, rng)
+                rngs.append(rng)
+                batch_params.append(params)
+                self.sizes[cell].append((h, w))
+                t = d.record.targets if d.record.targets is not None else GroundTruth.empty()
+                if pert.geometric and len(t):
+                    boxes, kept = transform_boxes(pert, t.boxes, params, h, w)
+                    t = GroundTruth(boxes, t.labels[kept], t.iscrowd[kept])
+                self.gts[cell].append(t)
+            self.params[cell].extend(batch_params)
+            image = _LazyPerturbed(pert, good, batch_params, rngs)
+            tag = f"{pert.name}@{pert.version}"
+            ids = [d.record.id for d in good]
+            for m in models:
+                keys = [
+                    CacheKey(m.predictor.fingerprint, d.hash, tag, severity, self.seed)
+                    for d in good
+                ]
+                t0 = time.perf_counter()
+                raw = predict_cached(m, cache, keys, image, ids, fail_fast)
+                model_seconds[m.name] += time.perf_counter() - t0
+                out = self.dets[m.name][cell]
+                for det in raw:
+                    out.append(Detections.empty() if det is None else m.label_map.apply(det)[0])
+                if progress is not None:
+                    progress(len(good))
+
+    def score(
+        self,
+        model: LoadedModel,
+        clean_dets: Sequence[Detections],
+        clean: CleanMetrics | None,
+        num_classes: int,
+        evaluable: Sequence[int],
+        operating_conf: float,
+        strictness: float,
+    ) -> dict[str, PerturbationResult]:
+        if self.suite is None:
+            return {}
+        out: dict[str, PerturbationResult] = {}
+        for name, severities in self.suite.severities.items():
+            pert = self.perts[name]
+            by_sev: dict[str, CellResult] = {}
+            for severity in severities:
+                cell = (name, severity)
+                dets = self.dets[model.name][cell]
+                cons = consistency(
+                    clean_dets,
+                    dets,
+                    conf=operating_conf,
+                    strictness=strictness,
+                    perturbation=pert,
+                    params=self.params[cell],
+                    sizes=self.sizes[cell],
+                )
+                m50_95 = m50 = None
+                if clean is not None and evaluable:
+                    ev = evaluate(self.gts[cell], dets, num_classes, classes=list(evaluable))
+                    m50_95, m50 = float(ev.stat("map50_95")), float(ev.stat("map50"))
+                by_sev[str(severity)] = CellResult(
+                    map50_95=m50_95,
+                    map50=m50,
+                    consistency=float(cons.mean),
+                    affected_fraction=float(cons.affected_fraction),
+                )
+            rpc = None
+            if clean is not None and clean.map50_95 > 0:
+                vals = [c.map50_95 for c in by_sev.values() if c.map50_95 is not None]
+                rpc = float(np.mean(vals)) / clean.map50_95 if vals else None
+            out[name] = PerturbationResult(
+                family=pert.family,
+                rpc=rpc,
+                consistency=float(np.mean([c.consistency for c in by_sev.values()])),
+                affected_fraction=float(np.mean([c.affected_fraction for c in by_sev.values()])),
+                severities=by_sev,
+            )
+        return out
+
+    def info(self, operating_conf: float, strictness: float) -> SuiteInfo | None:
+        if self.suite is None:
+            return None
+        return SuiteInfo(
+            name=self.suite.name,
+            seed=self.seed,
+            operating_conf=operating_conf,
+            strictness=strictness,
+            perturbations={p: list(s) for p, s in self.suite.severities.items()},
+            versions={p: self.perts[p].version for p in self.suite.severities},
+        )

@@ -40,7 +40,7 @@ __all__ = [
     "schema_path",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class _Strict(BaseModel):
@@ -75,6 +75,30 @@ class CleanMetrics(_Strict):
     )
 
 
+class CellResult(_Strict):
+    """One perturbation at one severity."""
+
+    map50_95: float | None = Field(description="mAP@[.5:.95] on perturbed images (null: unlabeled)")
+    map50: float | None = Field(description="mAP@.5 on perturbed images (null: unlabeled)")
+    consistency: float = Field(
+        description="mean matched-box F1 between clean and perturbed predictions (label-free)"
+    )
+    affected_fraction: float = Field(
+        description="share of images whose consistency is below the strictness"
+    )
+
+
+class PerturbationResult(_Strict):
+    family: str
+    rpc: float | None = Field(
+        description="mean over severities of mAP@[.5:.95] / clean mAP@[.5:.95]; null when "
+        "unlabeled or the clean mAP is 0"
+    )
+    consistency: float = Field(description="mean over severities of the cells' consistency")
+    affected_fraction: float = Field(description="mean over severities of the affected fraction")
+    severities: dict[str, CellResult] = Field(description="by severity (\"1\" .. \"5\")")
+
+
 class ModelResult(_Strict):
     spec: str = Field(description="how the model was given on the command line")
     kind: str = Field(description="predictor kind, e.g. onnx or python")
@@ -96,6 +120,9 @@ class ModelResult(_Strict):
         default_factory=list, description="image ids on which the model raised an error"
     )
     clean: CleanMetrics | None = Field(description="null for unlabeled datasets")
+    perturbations: dict[str, PerturbationResult] = Field(
+        default_factory=dict, description="by perturbation name (brittle run)"
+    )
 
 
 class DatasetInfo(_Strict):
@@ -114,6 +141,15 @@ class DatasetInfo(_Strict):
     )
 
 
+class SuiteInfo(_Strict):
+    name: str
+    seed: int
+    operating_conf: float = Field(description="confidence threshold of the consistency measures")
+    strictness: float = Field(description="consistency below this counts an image as affected")
+    perturbations: dict[str, list[int]] = Field(description="perturbation -> severities run")
+    versions: dict[str, int] = Field(description="perturbation -> implementation version")
+
+
 class Settings(_Strict):
     conf_threshold: float | None = Field(
         default=None, description="evaluation confidence threshold"
@@ -126,10 +162,11 @@ class Settings(_Strict):
 class Results(_Strict):
     """The whole ``results.json``."""
 
-    schema_version: Literal["1.0"]
+    schema_version: Literal["1.1"]
     brittle_version: str
     dataset: DatasetInfo
     settings: Settings
+    suite: SuiteInfo | None = Field(default=None, description="null for a clean-only eval")
     models: dict[str, ModelResult]
 
 

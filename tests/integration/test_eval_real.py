@@ -124,10 +124,10 @@ def test_warm_rerun_reuses_the_cache_and_is_byte_identical(assets: Path, run_dir
     assert proc.returncode == 0, proc.stderr
     assert (run_dir / "results.json").read_bytes() == before
     warm = json.loads((run_dir / "run.json").read_text())
-    assert cold["inferred_images"] == {"yolox": 114, "fastestdet": 114}
+    assert cold["inferred_predictions"] == {"yolox": 114, "fastestdet": 114}
     # A warm run sends no image to any model: everything comes from the cache.
-    assert warm["inferred_images"] == {"yolox": 0, "fastestdet": 0}
-    assert warm["cached_images"] == {"yolox": 114, "fastestdet": 114}
+    assert warm["inferred_predictions"] == {"yolox": 0, "fastestdet": 0}
+    assert warm["cached_predictions"] == {"yolox": 114, "fastestdet": 114}
 
 
 def test_mismatched_class_names_stop_before_inference(assets: Path, tmp_path: Path) -> None:

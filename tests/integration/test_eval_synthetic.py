@@ -146,3 +146,49 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path: Path
     assert (tmp_path / "run" / "results.json").read_bytes() == (
         tmp_path / "fresh" / "results.json"
     ).read_bytes()
+
+
+def _run(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = [
+        sys.executable, "-m", "brittle", "run", "--data", str(data),
+        "--model", f"rect={data / 'detector.py'}:Rectangles",
+        "--out", str(out), "--batch-size", "4", *extra,
+    ]  # fmt: skip
+    return subprocess.run(
+        args, cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "COLUMNS": "160"},
+    )  # fmt: skip
+
+
+def test_run_separates_an_invariance_from_a_fragility(tmp_path: Path) -> None:
+    """The rectangle finder is exactly flip-equivariant (it thresholds exact levels, and a
+    flip moves pixels without changing them) and fragile to noise (noise breaks the levels)."""
+    data = _make_dataset(tmp_path / "ds")
+    proc = _run(data, tmp_path / "run", "--suite", "quick")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["suite"]["name"] == "quick"
+    pert = res["models"]["rect"]["perturbations"]
+    assert pert["hflip"]["rpc"] == pytest.approx(1.0, abs=1e-12)
+    assert pert["hflip"]["consistency"] == 1.0
+    assert pert["hflip"]["affected_fraction"] == 0.0
+    assert pert["gaussian_noise"]["rpc"] < 0.2
+    assert pert["gaussian_noise"]["consistency"] < 0.5
+    assert pert["gaussian_noise"]["affected_fraction"] == 1.0
+    assert set(pert["gaussian_noise"]["severities"]) == {"3"}
+    assert "rect: robustness, worst first" in proc.stdout
+
+
+def test_run_is_deterministic_and_a_warm_rerun_only_rescores(tmp_path: Path) -> None:
+    data = _make_dataset(tmp_path / "ds")
+    first = _run(data, tmp_path / "a", "--suite", "quick", "--seed", "7")
+    assert first.returncode == 0, first.stderr
+    again = _run(data, tmp_path / "a", "--suite", "quick", "--seed", "7")
+    assert again.returncode == 0, again.stderr
+    other = _run(data, tmp_path / "b", "--suite", "quick", "--seed", "7")
+    assert other.returncode == 0, other.stderr
+    a = (tmp_path / "a" / "results.json").read_bytes()
+    assert a == (tmp_path / "b" / "results.json").read_bytes()
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["inferred_predictions"] == {"rect": 0}
+    assert run["cached_predictions"] == {"rect": 10 * (1 + 8)}  # clean + 8 quick cells

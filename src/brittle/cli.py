@@ -122,7 +122,11 @@ def _load_models(
         mapping = None
         if (cm := _pick(cmap, name)) is not None:
             mapping = load_class_map(Path(cm))
-        label_map = build_label_map(list(predictor.class_names), list(dataset.class_names), mapping)
+        target = list(dataset.class_names)
+        if not target:
+            # Unlabeled images: compare predictions in the mapped space, or the model's own.
+            target = sorted(set(mapping.values())) if mapping else list(predictor.class_names)
+        label_map = build_label_map(list(predictor.class_names), target, mapping)
         models.append(LoadedModel(name, spec, kind, predictor, label_map, mapping))
     return models
 

@@ -306,7 +306,7 @@ def evaluate_clean(
             fingerprint=m.predictor.fingerprint,
             class_names=list(m.predictor.class_names),
             class_map=m.class_map,
-            evaluated_classes=[dataset.class_names[c] for c in evaluable],
+            evaluated_classes=[dataset.class_names[c] for c in evaluable] if labeled else [],
             unevaluated_classes=[
                 n for i, n in enumerate(dataset.class_names) if i not in set(evaluable)
             ],

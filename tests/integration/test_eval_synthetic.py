@@ -192,3 +192,25 @@ def test_run_is_deterministic_and_a_warm_rerun_only_rescores(tmp_path: Path) -> 
     run = json.loads((tmp_path / "a" / "run.json").read_text())
     assert run["inferred_predictions"] == {"rect": 0}
     assert run["cached_predictions"] == {"rect": 10 * (1 + 8)}  # clean + 8 quick cells
+
+
+def test_run_on_unlabeled_images_reports_label_free_measures(tmp_path: Path) -> None:
+    data = _make_dataset(tmp_path / "ds")
+    folder = tmp_path / "production"
+    folder.mkdir()
+    for f in (data / "images").iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    args = [
+        sys.executable, "-m", "brittle", "run", "--data", str(folder),
+        "--model", f"rect={data / 'detector.py'}:Rectangles",
+        "--out", str(tmp_path / "run"), "--suite", "quick",
+    ]  # fmt: skip
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["dataset"]["format"] == "folder"
+    model = res["models"]["rect"]
+    assert model["clean"] is None
+    assert model["perturbations"]["hflip"]["rpc"] is None
+    assert model["perturbations"]["hflip"]["consistency"] == 1.0
+    assert model["perturbations"]["gaussian_noise"]["consistency"] < 0.5

@@ -29,12 +29,13 @@ from brittle.metrics.consistency import DEFAULT_CONF, DEFAULT_STRICTNESS, consis
 from brittle.models.base import Predictor
 from brittle.models.classmap import LabelMap
 from brittle.perturbations import get_perturbation, rng_for
-from brittle.perturbations.base import Params, Perturbation, transform_boxes
+from brittle.perturbations.base import FAMILIES, Params, Perturbation, transform_boxes
 from brittle.results import (
     CellResult,
     ClassMetrics,
     CleanMetrics,
     DatasetInfo,
+    FamilyResult,
     ModelResult,
     PerturbationResult,
     Results,
@@ -46,7 +47,15 @@ from brittle.run.cache import CacheKey, PredictionCache, RunImage
 from brittle.run.suites import Suite
 from brittle.types import Detections, GroundTruth
 
-__all__ = ["LoadedModel", "ProgressFn", "content_hash", "evaluate_clean", "parse_model_arg"]
+__all__ = [
+    "LoadedModel",
+    "ProgressFn",
+    "content_hash",
+    "evaluate_clean",
+    "family_means",
+    "parse_model_arg",
+    "predict_cached",
+]
 
 ProgressFn = Callable[[int], None]
 RESULTS_FILE = "results.json"
@@ -313,15 +322,18 @@ def evaluate_clean(
             dropped_detections=m.dropped,
             failed_images=sorted(set(m.failed_images)),
             clean=clean,
-            perturbations=cells.score(
-                m,
-                per_model[m.name],
-                clean,
-                len(dataset.class_names),
-                evaluable if labeled else [],
-                operating_conf,
-                strictness,
+            perturbations=(
+                pert := cells.score(
+                    m,
+                    per_model[m.name],
+                    clean,
+                    len(dataset.class_names),
+                    evaluable if labeled else [],
+                    operating_conf,
+                    strictness,
+                )
             ),
+            families=family_means(pert),
         )
     results = Results(
         schema_version="1.1",
@@ -357,6 +369,31 @@ def evaluate_clean(
     }
     (out_dir / RUN_FILE).write_text(json.dumps(run_info, indent=2) + "\n")
     return results
+
+
+def family_means(perturbations: dict[str, PerturbationResult]) -> dict[str, FamilyResult]:
+    """Aggregate per-perturbation results by family (plain means, families in catalogue order).
+
+    >>> from brittle.results import CellResult
+    >>> cell = CellResult(map50_95=None, map50=None, consistency=0.5, affected_fraction=0.5)
+    >>> pr = PerturbationResult(family="blur", rpc=0.8, consistency=0.5,
+    ...                         affected_fraction=0.5, severities={"3": cell})
+    >>> family_means({"motion_blur": pr, "zoom_blur": pr.model_copy(update={"rpc": 0.6})})
+    {'blur': FamilyResult(rpc=0.7, consistency=0.5, affected_fraction=0.5, perturbations=['motion_blur', 'zoom_blur'])}
+    """  # noqa: E501
+    out: dict[str, FamilyResult] = {}
+    for family in FAMILIES:
+        members = {n: p for n, p in perturbations.items() if p.family == family}
+        if not members:
+            continue
+        rpcs = [p.rpc for p in members.values() if p.rpc is not None]
+        out[family] = FamilyResult(
+            rpc=float(np.mean(rpcs)) if rpcs else None,
+            consistency=float(np.mean([p.consistency for p in members.values()])),
+            affected_fraction=float(np.mean([p.affected_fraction for p in members.values()])),
+            perturbations=sorted(members),
+        )
+    return out
 
 
 class _LazyPerturbed:

@@ -99,6 +99,15 @@ class PerturbationResult(_Strict):
     severities: dict[str, CellResult] = Field(description="by severity (\"1\" .. \"5\")")
 
 
+class FamilyResult(_Strict):
+    """Means over a family's perturbations in the suite (each perturbation weighs the same)."""
+
+    rpc: float | None = Field(description="mean rPC of the family's perturbations")
+    consistency: float
+    affected_fraction: float
+    perturbations: list[str]
+
+
 class ModelResult(_Strict):
     spec: str = Field(description="how the model was given on the command line")
     kind: str = Field(description="predictor kind, e.g. onnx or python")
@@ -122,6 +131,9 @@ class ModelResult(_Strict):
     clean: CleanMetrics | None = Field(description="null for unlabeled datasets")
     perturbations: dict[str, PerturbationResult] = Field(
         default_factory=dict, description="by perturbation name (brittle run)"
+    )
+    families: dict[str, FamilyResult] = Field(
+        default_factory=dict, description="by family, in catalogue order (brittle run)"
     )
 
 

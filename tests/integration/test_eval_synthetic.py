@@ -177,6 +177,13 @@ def test_run_separates_an_invariance_from_a_fragility(tmp_path: Path) -> None:
     assert pert["gaussian_noise"]["affected_fraction"] == 1.0
     assert set(pert["gaussian_noise"]["severities"]) == {"3"}
     assert "rect: robustness, worst first" in proc.stdout
+    fams = res["models"]["rect"]["families"]
+    assert set(fams) == {"noise", "blur", "weather", "light", "digital", "geometric", "occlusion"}
+    assert fams["noise"]["rpc"] == pert["gaussian_noise"]["rpc"]
+    assert fams["geometric"]["perturbations"] == ["hflip", "rotate"]
+    assert fams["geometric"]["consistency"] == pytest.approx(
+        (pert["hflip"]["consistency"] + pert["rotate"]["consistency"]) / 2
+    )
 
 
 def test_run_is_deterministic_and_a_warm_rerun_only_rescores(tmp_path: Path) -> None:

@@ -348,8 +348,14 @@ def eval_cmd(
     console.print(f"results: {out_dir / RESULTS_FILE}", highlight=False)
 
 
-app.command("eval")(eval_cmd)
-app.command("run")(eval_cmd)
+app.command(
+    "eval", help="Evaluate models on clean images: exact COCO mAP per model and per class."
+)(eval_cmd)
+app.command(
+    "run",
+    help="Evaluate models on clean images and under a suite of perturbations (default: "
+    "standard): rPC, consistency and affected share per perturbation and family.",
+)(eval_cmd)
 
 
 def _print_robustness(results: Results) -> None:

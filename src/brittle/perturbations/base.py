@@ -40,7 +40,9 @@ __all__ = [
     "SEVERITIES",
     "Params",
     "Perturbation",
+    "as_image",
     "check_severity",
+    "level",
     "rng_for",
     "short_side",
     "transform_boxes",
@@ -92,6 +94,20 @@ def check_severity(severity: int) -> int:
     ):
         raise ConfigError(f"severity must be an integer from 1 to 5, got {severity!r}")
     return int(severity)
+
+
+def level(table: tuple[float, ...], severity: int) -> float:
+    """The parameter of ``severity`` (1..5) from a five-entry table.
+
+    >>> level((0.1, 0.2, 0.3, 0.4, 0.5), 2)
+    0.2
+    """
+    return float(table[severity - 1])
+
+
+def as_image(x: Any) -> Image:
+    """A C-contiguous uint8 image, the form every ``apply`` returns (no copy when it is one)."""
+    return np.ascontiguousarray(x, dtype=np.uint8)
 
 
 def short_side(height: int, width: int) -> int:
@@ -152,9 +168,6 @@ class Perturbation:
         out = self.apply(image, params, rng)
         if boxes is None:
             return out, None, None, params
-        if not self.geometric:
-            b = np.asarray(boxes, np.float64).reshape(-1, 4)
-            return out, b.copy(), np.ones(len(b), np.bool_), params
         new, kept = transform_boxes(self, boxes, params, h, w)
         return out, new, kept, params
 

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from brittle.errors import ConfigError
 from brittle.perturbations import register
-from brittle.perturbations.base import Image, Params, Perturbation, short_side
+from brittle.perturbations.base import Image, Params, Perturbation, level, short_side
 from brittle.perturbations.noise import grain_noise
 
 __all__ = [
@@ -52,10 +52,6 @@ __all__ = [
 REFERENCE_SIDE = 480
 
 Float = NDArray[np.float32]
-
-
-def _level(values: tuple[float, ...], severity: int) -> float:
-    return float(values[severity - 1])
 
 
 def _scale(height: int, width: int) -> float:
@@ -100,7 +96,7 @@ class GaussianBlur(Perturbation):
     SIGMA: ClassVar[tuple[float, ...]] = (1.0, 2.0, 3.0, 4.0, 6.0)
 
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
-        return {"sigma_px": _px(_level(self.SIGMA, severity) * _scale(height, width))}
+        return {"sigma_px": _px(level(self.SIGMA, severity) * _scale(height, width))}
 
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
         sigma = float(params["sigma_px"])
@@ -165,8 +161,8 @@ class DefocusBlur(Perturbation):
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
         s = _scale(height, width)
         return {
-            "radius_px": _px(_level(self.RADIUS, severity) * s),
-            "alias_blur_px": _px(_level(self.ALIAS, severity) * s),
+            "radius_px": _px(level(self.RADIUS, severity) * s),
+            "alias_blur_px": _px(level(self.ALIAS, severity) * s),
         }
 
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
@@ -236,8 +232,8 @@ class MotionBlur(Perturbation):
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
         s = _scale(height, width)
         return {
-            "radius_px": _px(_level(self.RADIUS, severity) * s),
-            "sigma_px": _px(_level(self.SIGMA, severity) * s),
+            "radius_px": _px(level(self.RADIUS, severity) * s),
+            "sigma_px": _px(level(self.SIGMA, severity) * s),
             "angle": round(float(rng.uniform(-45.0, 45.0)), 4),
         }
 
@@ -308,7 +304,7 @@ class ZoomBlur(Perturbation):
     MAX_DOUBLINGS: ClassVar[int] = 8
 
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
-        zmax = _level(self.MAX_ZOOM, severity)
+        zmax = level(self.MAX_ZOOM, severity)
         corner = math.hypot(height, width) / 2
         travel = (1.0 - 1.0 / zmax) * corner
         k = max(1, math.ceil(math.log2(travel / self.MAX_STEP_PX + 1.0)))
@@ -382,8 +378,8 @@ class GlassBlur(Perturbation):
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
         s = _scale(height, width)
         return {
-            "sigma_px": _px(_level(self.SIGMA, severity) * s),
-            "displacement_px": _px(_level(self.DISPLACEMENT, severity) * s),
+            "sigma_px": _px(level(self.SIGMA, severity) * s),
+            "displacement_px": _px(level(self.DISPLACEMENT, severity) * s),
         }
 
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
@@ -447,7 +443,7 @@ class MedianBlur(Perturbation):
     WORK_WINDOW: ClassVar[float] = 5.0
 
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
-        return {"window_px": _px(_level(self.WINDOW, severity) * short_side(height, width))}
+        return {"window_px": _px(level(self.WINDOW, severity) * short_side(height, width))}
 
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
         window = float(params["window_px"])

@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from brittle.perturbations import register
-from brittle.perturbations.base import Image, Params, Perturbation, short_side
+from brittle.perturbations.base import Image, Params, Perturbation, as_image, short_side
 
 __all__ = [
     "Downscale",
@@ -58,15 +58,11 @@ _NO_MAP: Any = None
 COCO_SHORT_SIDE = 480
 
 
-def _contiguous(image: Any) -> Image:
-    return np.ascontiguousarray(image, dtype=np.uint8)
-
-
 def _decode_rgb(buf: NDArray[np.uint8], what: str) -> Image:
     out = cv2.imdecode(buf, cv2.IMREAD_COLOR_RGB)
     if out is None:  # pragma: no cover - only with a broken OpenCV build
         raise RuntimeError(f"OpenCV could not decode its own {what} stream")
-    return _contiguous(out)
+    return as_image(out)
 
 
 def jpeg_roundtrip(image: Image, quality: int) -> Image:
@@ -115,7 +111,7 @@ def _down_up(image: Image, factor: float, up: int) -> Image:
         (max(1, int(w * factor)), max(1, int(h * factor))),
         interpolation=cv2.INTER_AREA,
     )
-    return _contiguous(cv2.resize(small, (w, h), interpolation=up))
+    return as_image(cv2.resize(small, (w, h), interpolation=up))
 
 
 @register
@@ -279,7 +275,7 @@ class Posterize(Perturbation):
         return {"bits": self.BITS[severity - 1]}
 
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
-        return _contiguous(cv2.LUT(image, _posterize_lut(int(params["bits"]))))
+        return as_image(cv2.LUT(image, _posterize_lut(int(params["bits"]))))
 
 
 @lru_cache(maxsize=8)
@@ -349,7 +345,7 @@ class ElasticTransform(Perturbation):
         out = cv2.remap(
             image, maps, _NO_MAP, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
         )
-        return _contiguous(out)
+        return as_image(out)
 
 
 @register

@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from brittle.perturbations import register
-from brittle.perturbations.base import Image, Params, Perturbation, short_side
+from brittle.perturbations.base import Image, Params, Perturbation, level, short_side
 
 __all__ = [
     "Crop",
@@ -85,10 +85,6 @@ def _warp_affine(image: Image, m: Matrix, border: int) -> Image:
         borderValue=_BLACK,
     )
     return np.ascontiguousarray(out, dtype=np.uint8)
-
-
-def _level(table: tuple[float, ...], severity: int) -> float:
-    return table[severity - 1]
 
 
 class _Geometric(Perturbation):
@@ -232,7 +228,7 @@ class Rotate(_Geometric):
         # +-10% around the nominal angle: real tilts are never round numbers, and a sign
         # alone would give only two distinct outputs per severity.
         sign = 1.0 if rng.random() < 0.5 else -1.0
-        angle = sign * _level(self.ANGLES, severity) * float(rng.uniform(0.9, 1.1))
+        angle = sign * level(self.ANGLES, severity) * float(rng.uniform(0.9, 1.1))
         m, zoom = rotation_matrix(angle, height, width)
         return {"angle": angle, "zoom": zoom, "matrix": _as_list(m)}
 
@@ -265,7 +261,7 @@ class Scale(_Geometric):
     FACTORS: ClassVar[tuple[float, ...]] = (0.95, 0.88, 0.80, 0.70, 0.60)
 
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
-        f = _level(self.FACTORS, severity)
+        f = level(self.FACTORS, severity)
         nw, nh = max(1, round(width * f)), max(1, round(height * f))
         x0, y0 = (width - nw) // 2, (height - nh) // 2
         return {"factor": f, "size": [nw, nh], "offset": [x0, y0]}
@@ -306,7 +302,7 @@ class Translate(_Geometric):
     SHIFTS: ClassVar[tuple[float, ...]] = (0.03, 0.06, 0.10, 0.15, 0.20)
 
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
-        dist = _level(self.SHIFTS, severity) * short_side(height, width)
+        dist = level(self.SHIFTS, severity) * short_side(height, width)
         theta = float(rng.uniform(0.0, 2 * math.pi))
         dx, dy = round(dist * math.cos(theta)), round(dist * math.sin(theta))
         return {"shift": [int(dx), int(dy)]}
@@ -351,7 +347,7 @@ class Perspective(_Geometric):
     SPREAD: ClassVar[float] = math.pi / 12
 
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
-        d = _level(self.SHIFTS, severity) * short_side(height, width)
+        d = level(self.SHIFTS, severity) * short_side(height, width)
         # Fixed shift length, random inward direction per corner: the severity sets how far
         # the view moves, the direction mix sets which way it leans. Directions near the
         # diagonal keep the strength of a severity nearly the same from draw to draw.
@@ -398,7 +394,7 @@ class Crop(_Geometric):
     REACH: ClassVar[float] = 0.05
 
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
-        f = _level(self.FRACTIONS, severity)
+        f = level(self.FRACTIONS, severity)
         reach = self.REACH * short_side(height, width)
         sx, sy = width * (1 - f) / 2, height * (1 - f) / 2
         u, v = rng.uniform(-1.0, 1.0, 2)

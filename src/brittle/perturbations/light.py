@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from brittle.perturbations import register
-from brittle.perturbations.base import Params, Perturbation, short_side
+from brittle.perturbations.base import Params, Perturbation, as_image, short_side
 
 __all__ = [
     "Brightness",
@@ -68,12 +68,7 @@ def _lut3(tables: F64) -> Image:
 
 
 def _apply_lut(image: Image, lut: Image) -> Image:
-    return _image(cv2.LUT(image, lut))
-
-
-def _image(x: Arr) -> Image:
-    """A C-contiguous uint8 result (no copy when it already is one)."""
-    return np.ascontiguousarray(x, dtype=np.uint8)
+    return as_image(cv2.LUT(image, lut))
 
 
 def _vmax_vmin(image: Image) -> tuple[Arr, Arr]:
@@ -121,7 +116,7 @@ class Brightness(Perturbation):
         black = np.zeros(256, np.uint8)
         black[0] = round(c * 255)
         lift = cv2.LUT(v, black)
-        return _image(cv2.add(out, cv2.merge([lift, lift, lift])))
+        return as_image(cv2.add(out, cv2.merge([lift, lift, lift])))
 
 
 _CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)
@@ -156,7 +151,7 @@ class Contrast(Perturbation):
         m = np.zeros((3, 4), np.float64)
         m[:, :3] = np.eye(3) * c
         m[:, 3] = (1 - c) * mean
-        return _image(cv2.transform(image, m))
+        return as_image(cv2.transform(image, m))
 
 
 #: (scale, offset). ImageNet-C's severity 3 scale is 2: doubling the saturation then moves
@@ -203,7 +198,7 @@ class Saturate(Perturbation):
         k = _saturation_table(a, b)[(v.astype(np.uint16) << 8) | n]
         v3 = cv2.merge([v, v, v])
         drop = cv2.multiply(cv2.subtract(v3, image), cv2.merge([k, k, k]), dtype=cv2.CV_32F)
-        return _image(cv2.subtract(v3, drop, dtype=cv2.CV_8U))
+        return as_image(cv2.subtract(v3, drop, dtype=cv2.CV_8U))
 
 
 def _saturation_table(scale: float, offset: float) -> F32:
@@ -287,7 +282,7 @@ class HueShift(Perturbation):
         # OpenCV's float HSV -> RGB wraps hue, so no modulo is needed.
         hsv[..., 0] += float(params["degrees"])
         rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-        return _image(cv2.convertScaleAbs(rgb, alpha=255.0))
+        return as_image(cv2.convertScaleAbs(rgb, alpha=255.0))
 
 
 # --------------------------------------------------------------------------- white balance
@@ -399,7 +394,7 @@ class Grayscale(Perturbation):
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
         f = float(params["fraction"])
         m = np.eye(3) * (1 - f) + f / 3
-        return _image(cv2.transform(image, m))
+        return as_image(cv2.transform(image, m))
 
 
 # --------------------------------------------------------------------------- exposure
@@ -523,4 +518,4 @@ class Overexposure(Perturbation):
         glow = cv2.GaussianBlur(glow, (0, 0), sigma)
         glow8 = cv2.convertScaleAbs(glow, alpha=255.0 * float(params["bloom"]))
         glow8 = cv2.resize(glow8, (w, h), interpolation=cv2.INTER_LINEAR)
-        return _image(cv2.add(exposed, glow8))
+        return as_image(cv2.add(exposed, glow8))

@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from brittle.perturbations import register
-from brittle.perturbations.base import Image, Params, Perturbation, short_side
+from brittle.perturbations.base import Image, Params, Perturbation, level, short_side
 
 __all__ = [
     "GaussianNoise",
@@ -49,10 +49,6 @@ __all__ = [
 _LEVELS = 65536
 # Shot noise indexes a (256, 4096) table with 12 of the 16 random bits: 1 MB per constant.
 _SHOT_BITS = 12
-
-
-def _level(values: tuple[float, ...], severity: int) -> float:
-    return float(values[severity - 1])
 
 
 def _uniform16(rng: np.random.Generator, shape: tuple[int, ...]) -> NDArray[np.uint16]:
@@ -185,7 +181,7 @@ class GaussianNoise(Perturbation):
     SIGMA: ClassVar[tuple[float, ...]] = (0.08, 0.12, 0.18, 0.26, 0.38)
 
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
-        return {"sigma": _level(self.SIGMA, severity)}
+        return {"sigma": level(self.SIGMA, severity)}
 
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
         noise = np.take(_gaussian_table(float(params["sigma"])), _uniform16(rng, image.shape))
@@ -215,7 +211,7 @@ class ShotNoise(Perturbation):
     PHOTONS: ClassVar[tuple[float, ...]] = (60.0, 25.0, 12.0, 5.0, 3.0)
 
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
-        return {"photons": _level(self.PHOTONS, severity)}
+        return {"photons": level(self.PHOTONS, severity)}
 
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
         table = _shot_table(float(params["photons"]))
@@ -249,7 +245,7 @@ class ImpulseNoise(Perturbation):
     AMOUNT: ClassVar[tuple[float, ...]] = (0.03, 0.06, 0.09, 0.17, 0.27)
 
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
-        return {"amount": _level(self.AMOUNT, severity)}
+        return {"amount": level(self.AMOUNT, severity)}
 
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
         half = round(float(params["amount"]) / 2 * _LEVELS)
@@ -285,7 +281,7 @@ class SpeckleNoise(Perturbation):
     SIGMA: ClassVar[tuple[float, ...]] = (0.15, 0.20, 0.35, 0.45, 0.60)
 
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
-        return {"sigma": _level(self.SIGMA, severity)}
+        return {"sigma": level(self.SIGMA, severity)}
 
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
         factor = np.take(_speckle_table(float(params["sigma"])), _uniform16(rng, image.shape))
@@ -351,10 +347,10 @@ class IsoNoise(Perturbation):
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
         side = short_side(height, width)
         return {
-            "luma_std": _level(self.LUMA, severity),
-            "chroma_std": _level(self.CHROMA, severity),
+            "luma_std": level(self.LUMA, severity),
+            "chroma_std": level(self.CHROMA, severity),
             "luma_grain_px": round(self.LUMA_GRAIN * side, 4),
-            "chroma_grain_px": round(_level(self.CHROMA_GRAIN, severity) * side, 4),
+            "chroma_grain_px": round(level(self.CHROMA_GRAIN, severity) * side, 4),
         }
 
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from brittle.perturbations import register
-from brittle.perturbations.base import Image, Params, Perturbation, short_side
+from brittle.perturbations.base import Image, Params, Perturbation, as_image, short_side
 
 __all__ = [
     "ChromaticAberration",
@@ -36,10 +36,6 @@ __all__ = [
     "LensDistortion",
     "Vignetting",
 ]
-
-
-def _contiguous(image: Any) -> Image:
-    return np.ascontiguousarray(image, dtype=np.uint8)
 
 
 @register
@@ -187,7 +183,7 @@ class DirtyLens(Perturbation):
         gain_up = cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)
         offset_up = cv2.resize(offset, (w, h), interpolation=cv2.INTER_LINEAR)
         out = cv2.multiply(image, gain_up, dtype=cv2.CV_32F)
-        return _contiguous(cv2.add(out, offset_up, dtype=cv2.CV_8U))
+        return as_image(cv2.add(out, offset_up, dtype=cv2.CV_8U))
 
 
 def _radius(height: int, width: int) -> NDArray[np.float32]:
@@ -237,7 +233,7 @@ class Vignetting(Perturbation):
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
         h, w = image.shape[:2]
         gain = _vignette_gain(h, w, float(params["strength"]))
-        return _contiguous(cv2.multiply(image, gain, dtype=cv2.CV_8U))
+        return as_image(cv2.multiply(image, gain, dtype=cv2.CV_8U))
 
 
 @register
@@ -355,7 +351,7 @@ class LensDistortion(Perturbation):
         out = cv2.remap(
             image, m1, m2, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
-        return _contiguous(out)
+        return as_image(out)
 
     def map_points(
         self, points: NDArray[np.float64], params: Params, height: int, width: int

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from brittle.perturbations import register
-from brittle.perturbations.base import Params, Perturbation, short_side
+from brittle.perturbations.base import Params, Perturbation, as_image, short_side
 
 __all__ = ["Fog", "Frost", "Rain", "Snow", "Spatter", "SunGlare"]
 
@@ -71,12 +71,7 @@ def _blend(image: Arr, alpha: Arr, color: tuple[float, float, float]) -> Image:
     """``image * (1 - a) + color * a`` with a uint8 alpha map (255 = fully ``color``)."""
     keep = cv2.multiply(image, _rgb(cv2.bitwise_not(alpha)), scale=1 / 255)
     r, g, b = color
-    return _image(cv2.add(keep, _rgb(alpha, (r / 255, g / 255, b / 255))))
-
-
-def _image(x: Arr) -> Image:
-    """A C-contiguous uint8 result (no copy when it already is one)."""
-    return np.ascontiguousarray(x, dtype=np.uint8)
+    return as_image(cv2.add(keep, _rgb(alpha, (r / 255, g / 255, b / 255))))
 
 
 def _polylines(canvas: Arr, segments: Arr, level: int, thickness: int) -> None:
@@ -189,7 +184,7 @@ class Fog(Perturbation):
         haze = _rgb(_u8(_resize(np.ascontiguousarray(frac[:ch, :cw]), h, w)))
         top = float(image.max()) / 255.0
         k = top / (top + t)
-        return _image(cv2.addWeighted(image, k, haze, k * t, 0.0))
+        return as_image(cv2.addWeighted(image, k, haze, k * t, 0.0))
 
 
 # --------------------------------------------------------------------------- frost
@@ -298,7 +293,7 @@ class Frost(Perturbation):
         wh, ww = _work_size(h, w, _FROST_WORK)
         ice = _rgb(_resize(_u8(_frost_texture(rng, wh, ww)), h, w), _ICE_TINT)
         a, b = float(params["image_weight"]), float(params["frost_weight"])
-        return _image(cv2.addWeighted(image, a, ice, b, 0.0))
+        return as_image(cv2.addWeighted(image, a, ice, b, 0.0))
 
 
 # --------------------------------------------------------------------------- snow
@@ -372,7 +367,7 @@ class Snow(Perturbation):
         white = cv2.max(image, _rgb(lifted))
         bl = float(params["blend"])
         out = cv2.addWeighted(image, bl, white, 1 - bl, 0.0)
-        return _image(cv2.add(out, flakes))
+        return as_image(cv2.add(out, flakes))
 
 
 #: ImageNet-C's whitening target ``1.5 * gray + 0.5`` as a uint8 table.
@@ -549,7 +544,7 @@ class Spatter(Perturbation):
             m = np.asarray(liquid * dist, np.float32)
             m *= float(params["intensity"]) / max(float(m.max()), 1e-6)
             light = _rgb(_resize(_u8(m), h, w), _WATER)
-            return _image(cv2.add(image, light))
+            return as_image(cv2.add(image, light))
         mask = _gauss_sigma((liquid > th).astype(np.float32), float(params["intensity"]))
         mask[mask < 0.8] = 0
         return _blend(image, _resize(_u8(mask), h, w), _MUD)
@@ -625,4 +620,4 @@ class SunGlare(Perturbation):
             g += float(params["ghosts"]) / (1 + np.exp(edge))
         veil = float(params["veil"])
         light = _rgb(_resize(_u8(g + veil), h, w), _SUN)
-        return _image(cv2.addWeighted(image, 1 - veil, light, 1.0, 0.0))
+        return as_image(cv2.addWeighted(image, 1 - veil, light, 1.0, 0.0))

@@ -114,20 +114,11 @@ class _Decoded:
 
 
 def _decode(dataset: Dataset, record: ImageRecord) -> _Decoded:
-    from brittle.data.images import decode_image_bytes
-
     try:
         data = record.path.read_bytes()
-        image = decode_image_bytes(data, record.path)
+        image = dataset.load(record, data).image
     except (OSError, DatasetError) as exc:
         return _Decoded(record, "", None, str(exc))
-    h, w = image.shape[:2]
-    if (w, h) != (record.width, record.height):
-        msg = (
-            f"{record.path}: decoded size {w}x{h} differs from the header's "
-            f"{record.width}x{record.height}; the file may be corrupt"
-        )
-        return _Decoded(record, "", None, msg)
     return _Decoded(record, content_hash(data), image, None)
 
 
@@ -303,6 +294,7 @@ def evaluate_clean(
     model_results: dict[str, ModelResult] = {}
     for m in models:
         evaluable = sorted(int(c) for c in m.label_map.evaluable)
+        evaluable_set = set(evaluable)
         clean = None
         if labeled and evaluable:
             ev = evaluate(gts, per_model[m.name], len(dataset.class_names), classes=evaluable)
@@ -317,7 +309,7 @@ def evaluate_clean(
             class_map=m.class_map,
             evaluated_classes=[dataset.class_names[c] for c in evaluable] if labeled else [],
             unevaluated_classes=[
-                n for i, n in enumerate(dataset.class_names) if i not in set(evaluable)
+                n for i, n in enumerate(dataset.class_names) if i not in evaluable_set
             ],
             dropped_detections=m.dropped,
             failed_images=sorted(set(m.failed_images)),

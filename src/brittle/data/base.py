@@ -176,15 +176,18 @@ class Dataset:
     def __iter__(self) -> Iterator[ImageRecord]:
         return iter(self.records)
 
-    def load(self, record: ImageRecord) -> Sample:
+    def load(self, record: ImageRecord, data: bytes | None = None) -> Sample:
         """Decode ``record``'s image to RGB uint8 (H, W, 3) and pair it with its targets.
 
+        ``data`` is the file's bytes when the caller has read them already (to hash them).
         Raises :class:`DatasetError` (naming the file) when the image cannot be
         decoded or its decoded size differs from the indexed one.
         """
-        from brittle.data.images import decode_image
+        from brittle.data.images import decode_image, decode_image_bytes
 
-        image = decode_image(record.path)
+        image = (
+            decode_image(record.path) if data is None else decode_image_bytes(data, record.path)
+        )
         h, w = image.shape[:2]
         if (w, h) != (record.width, record.height):
             raise DatasetError(

@@ -189,21 +189,42 @@ def predict_cached(
     return out
 
 
-def _predict_missing(
-    model: LoadedModel,
+def _run_models(
+    models: Sequence[LoadedModel],
     cache: PredictionCache,
-    batch: Sequence[_Decoded],
+    good: Sequence[_Decoded],
+    image: Callable[[int], NDArray[np.uint8]],
+    *,
+    condition: tuple[str, int, int],
     fail_fast: bool,
-) -> list[Detections | None]:
-    """Clean-image predictions for a decoded batch."""
+    model_seconds: dict[str, float],
+    advance: Callable[[], None],
+    count_dropped: bool,
+) -> dict[str, list[Detections]]:
+    """Every model's predictions for one condition of a batch, in the dataset's classes.
 
-    def image(i: int) -> NDArray[np.uint8]:
-        img = batch[i].image
-        assert img is not None
-        return img
-
-    keys = [CacheKey(model.predictor.fingerprint, d.hash) for d in batch]
-    return predict_cached(model, cache, keys, image, [d.record.id for d in batch], fail_fast)
+    ``condition`` is the cache key's (perturbation tag, severity, seed): ("", 0, 0) for the
+    clean images. A failed image scores as no detections.
+    """
+    ids = [d.record.id for d in good]
+    out: dict[str, list[Detections]] = {}
+    for m in models:
+        keys = [CacheKey(m.predictor.fingerprint, d.hash, *condition) for d in good]
+        t0 = time.perf_counter()
+        raw = predict_cached(m, cache, keys, image, ids, fail_fast)
+        model_seconds[m.name] += time.perf_counter() - t0
+        mapped = []
+        for det in raw:
+            if det is None:
+                mapped.append(Detections.empty())
+                continue
+            dets, dropped = m.label_map.apply(det)
+            if count_dropped:
+                m.dropped += dropped
+            mapped.append(dets)
+        out[m.name] = mapped
+        advance()
+    return out
 
 
 def _class_metrics(
@@ -270,20 +291,25 @@ def evaluate_clean(
                     skipped.append(d.record.id)
                 else:
                     good.append(d)
-            for m in models:
-                t0 = time.perf_counter()
-                raw = _predict_missing(m, cache, good, fail_fast)
-                model_seconds[m.name] += time.perf_counter() - t0
-                for det in raw:
-                    if det is None:
-                        per_model[m.name].append(Detections.empty())
-                        continue
-                    mapped, dropped = m.label_map.apply(det)
-                    m.dropped += dropped
-                    per_model[m.name].append(mapped)
+            # The bar counts every image of the batch, skipped ones too, in each condition.
+            n_batch = len(batch)
+
+            def advance(n: int = n_batch) -> None:
                 if progress is not None:
-                    progress(len(batch))
-            cells.run_batch(good, models, cache, fail_fast, model_seconds, progress)
+                    progress(n)
+
+            def clean_image(i: int, good: list[_Decoded] = good) -> NDArray[np.uint8]:
+                img = good[i].image
+                assert img is not None
+                return img
+
+            clean_preds = _run_models(
+                models, cache, good, clean_image, condition=("", 0, 0), fail_fast=fail_fast,
+                model_seconds=model_seconds, advance=advance, count_dropped=True,
+            )  # fmt: skip
+            for name, dets in clean_preds.items():
+                per_model[name].extend(dets)
+            cells.run_batch(good, models, cache, fail_fast, model_seconds, advance)
             for d in good:
                 r = d.record
                 gts.append(r.targets if r.targets is not None else GroundTruth.empty())
@@ -435,7 +461,7 @@ class _Cells:
         cache: PredictionCache,
         fail_fast: bool,
         model_seconds: dict[str, float],
-        progress: ProgressFn | None,
+        advance: Callable[[], None],
     ) -> None:
         for cell in self.cells:
             name, severity = cell
@@ -460,20 +486,13 @@ class _Cells:
             self.params[cell].extend(batch_params)
             image = _LazyPerturbed(pert, good, batch_params, rngs)
             tag = f"{pert.name}@{pert.version}"
-            ids = [d.record.id for d in good]
-            for m in models:
-                keys = [
-                    CacheKey(m.predictor.fingerprint, d.hash, tag, severity, self.seed)
-                    for d in good
-                ]
-                t0 = time.perf_counter()
-                raw = predict_cached(m, cache, keys, image, ids, fail_fast)
-                model_seconds[m.name] += time.perf_counter() - t0
-                out = self.dets[m.name][cell]
-                for det in raw:
-                    out.append(Detections.empty() if det is None else m.label_map.apply(det)[0])
-                if progress is not None:
-                    progress(len(good))
+            preds = _run_models(
+                models, cache, good, image, condition=(tag, severity, self.seed),
+                fail_fast=fail_fast, model_seconds=model_seconds, advance=advance,
+                count_dropped=False,
+            )  # fmt: skip
+            for name, dets in preds.items():
+                self.dets[name][cell].extend(dets)
 
     def score(
         self,

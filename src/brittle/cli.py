@@ -21,7 +21,6 @@ from brittle.errors import BrittleError
 if TYPE_CHECKING:
     from brittle.data.base import Dataset
     from brittle.evaluate import LoadedModel
-    from brittle.results import Results
 
 app = typer.Typer(
     name="brittle",
@@ -93,10 +92,15 @@ def _load_models(
     conf: float,
     iou: float | None,
     max_det: int,
+    threads: int | None = None,
+    trained_with: list[str] | None = None,
+    reference: list[str] | None = None,
 ) -> list[LoadedModel]:
+    from brittle.augmentations import parse_augmentations
     from brittle.evaluate import LoadedModel, parse_model_arg
     from brittle.models import load_predictor
     from brittle.models.classmap import build_label_map, load_class_map
+    from brittle.run.worker import ModelRecipe
 
     parsed = [parse_model_arg(s) for s in specs]
     names = [n for n, _ in parsed]
@@ -106,6 +110,11 @@ def _load_models(
     fmt = _per_model(formats, "--format", names)
     cmap = _per_model(class_maps, "--class-map", names)
     size = _per_model(input_sizes, "--input-size", names)
+    augs = _per_model(trained_with, "--trained-with", names)
+    refs = _per_model(reference, "--reference", names)
+    for given in refs.values():
+        if given not in names:
+            _fail(f"--reference {given}: no model named {given!r} (models: {', '.join(names)})")
     models = []
     for name, spec in parsed:
         options: dict[str, Any] = {"conf": conf, "max_det": max_det}
@@ -118,7 +127,7 @@ def _load_models(
                 options["input_size"] = int(s)
             except ValueError:
                 _fail(f"--input-size {s}: expected a whole number of pixels, e.g. 640")
-        predictor, kind = load_predictor(spec, **options)
+        predictor, kind = load_predictor(spec, threads=threads, **options)
         mapping = None
         if (cm := _pick(cmap, name)) is not None:
             mapping = load_class_map(Path(cm))
@@ -127,72 +136,24 @@ def _load_models(
             # Unlabeled images: compare predictions in the mapped space, or the model's own.
             target = sorted(set(mapping.values())) if mapping else list(predictor.class_names)
         label_map = build_label_map(list(predictor.class_names), target, mapping)
-        models.append(LoadedModel(name, spec, kind, predictor, label_map, mapping))
+        declared = _pick(augs, name)
+        ref = _pick(refs, name)
+        if ref == name:
+            ref = None  # a bare --reference A applies to every model but A itself
+        if declared is not None and ref is None:
+            _fail(
+                f"--trained-with {name}=...: say which model was trained without these "
+                f"augmentations, e.g. --reference {name}=BASELINE"
+            )
+        models.append(
+            LoadedModel(
+                name, spec, kind, predictor, label_map, mapping,
+                recipe=ModelRecipe(spec, options, kind),
+                trained_with=tuple(parse_augmentations(declared)) if declared else (),
+                reference=ref,
+            )
+        )  # fmt: skip
     return models
-
-
-def _fmt(v: float | None) -> str:
-    return "—" if v is None or v < 0 else f"{v:.3f}"
-
-
-def _print_results(results: Results) -> None:
-    for name, m in results.models.items():
-        if m.clean is None:
-            console.print(f"[bold]{name}[/]: no labels, no metrics")
-            continue
-        console.print(
-            f"\n[bold]{name}[/] ({m.kind}) on {results.dataset.name}: "
-            f"{results.dataset.image_count} images",
-            highlight=False,
-        )
-        table = Table()
-        table.add_column("class")
-        table.add_column("GT boxes", justify="right")
-        table.add_column("AP50-95", justify="right")
-        table.add_column("AP50", justify="right")
-        for cls, pc in m.clean.per_class.items():
-            table.add_row(cls, str(pc.gt_count), _fmt(pc.ap50_95), _fmt(pc.ap50))
-        table.add_section()
-        table.add_row(
-            f"[bold]mean over {len(m.evaluated_classes)} evaluated[/]",
-            str(sum(pc.gt_count for pc in m.clean.per_class.values())),
-            f"[bold]{_fmt(m.clean.map50_95)}[/]",
-            f"[bold]{_fmt(m.clean.map50)}[/]",
-        )
-        console.print(table)
-        notes = []
-        if m.unevaluated_classes:
-            notes.append(
-                f"not predicted by this model (excluded from its mAP): "
-                f"{', '.join(m.unevaluated_classes)}"
-            )
-        if m.dropped_detections:
-            notes.append(f"{m.dropped_detections} detections of unmapped model classes dropped")
-        if m.failed_images:
-            notes.append(f"[red]model failed on {len(m.failed_images)} images[/]")
-        for n in notes:
-            console.print(f"  {n}", highlight=False)
-    labeled = {k: v for k, v in results.models.items() if v.clean is not None}
-    if labeled:
-        console.print("\n[bold]COCO metrics (clean)[/]")
-        summary = Table()
-        summary.add_column("model")
-        for col in ("mAP50-95", "mAP50", "mAP75", "small", "medium", "large", "AR100"):
-            summary.add_column(col, justify="right")
-        for name, m in labeled.items():
-            c = m.clean
-            assert c is not None
-            summary.add_row(
-                name,
-                *(
-                    _fmt(x)
-                    for x in (
-                        c.map50_95, c.map50, c.map75, c.map_small, c.map_medium, c.map_large,
-                        c.ar100,
-                    )
-                ),
-            )
-        console.print(summary)
 
 
 def _progress_bar() -> Any:
@@ -228,6 +189,23 @@ def _progress_bar() -> Any:
         console=err_console,
         transient=False,
     )
+
+
+class _RichProgress:
+    """A run's phases as successive bars of one rich Progress."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.task: Any = None
+
+    def start(self, description: str, total: int) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, completed=self.bar.tasks[-1].total)
+        self.task = self.bar.add_task(description, total=total)
+
+    def advance(self, n: int) -> None:
+        if n:
+            self.bar.advance(self.task, n)
 
 
 def eval_cmd(
@@ -288,20 +266,61 @@ def eval_cmd(
     strictness: Annotated[
         float, typer.Option(help="Consistency below this counts an image as affected.")
     ] = 0.75,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes (default: one per core; 1 runs in this process).",
+            min=1,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Use only the first N images (dataset order).", min=1)
+    ] = None,
+    resamples: Annotated[
+        int, typer.Option(help="Bootstrap resamples behind every interval.", min=10)
+    ] = 1000,
+    trained_with: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trained-with",
+            help="NAME=AUG,AUG...: training augmentations of a model (e.g. "
+            "B=blur,noise,hflip), judged against its --reference.",
+        ),
+    ] = None,
+    reference: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reference",
+            help="[NAME=]REF: the model trained without NAME's augmentations.",
+        ),
+    ] = None,
+    gallery: Annotated[
+        int, typer.Option(help="Failure gallery: images per model and perturbation.", min=0)
+    ] = 3,
 ) -> None:
     """Evaluate models: exact COCO mAP per model and class (eval), plus robustness under a
     suite of perturbations (run)."""
+    import dataclasses
+
     from brittle.data import open_dataset
-    from brittle.evaluate import RESULTS_FILE, evaluate_clean
+    from brittle.evaluate import RESULTS_FILE, RunOptions, run_evaluation
     from brittle.results import Settings
+    from brittle.run.scoring import ScoreOptions
     from brittle.run.suites import builtin_suite
+    from brittle.run.worker import usable_cores
+    from brittle.summary import print_clean, print_robustness, print_verdict
 
     suite_name = suite or ("standard" if ctx.info_name == "run" else None)
     chosen = builtin_suite(suite_name) if suite_name else None
     dataset = open_dataset(data, format=data_format, split=split, strict=strict)
     if len(dataset) == 0:
         _fail(f"{data}: the dataset has no images")
+    if limit is not None:
+        dataset = dataclasses.replace(dataset, records=dataset.records[:limit])
     _print_issues(dataset)
+    cores = usable_cores()
+    n_workers = workers or cores
+    threads = max(1, cores // n_workers)
     models = _load_models(
         model,
         dataset,
@@ -311,30 +330,30 @@ def eval_cmd(
         conf=conf,
         iou=iou,
         max_det=max_det,
+        threads=threads,
+        trained_with=trained_with,
+        reference=reference,
     )
     out_dir = out or Path("runs") / f"{ctx.info_name}-{datetime.now():%Y%m%d-%H%M%S}"
     settings = Settings(conf_threshold=conf, nms_iou=iou, max_det=max_det)
-    n_cells = 1 + (len(chosen.cells()) if chosen else 0)
+    options = RunOptions(
+        suite=chosen,
+        seed=seed,
+        scoring=ScoreOptions(conf=operating_conf, strictness=strictness, resamples=resamples),
+        batch_size=batch_size,
+        workers=n_workers,
+        threads=threads,
+        fail_fast=fail_fast,
+        gallery=gallery,
+        settings=settings,
+    )
     with _progress_bar() as bar:
-        task = bar.add_task("evaluating", total=len(dataset) * len(models) * n_cells)
         try:
-            results = evaluate_clean(
-                dataset,
-                models,
-                out_dir,
-                batch_size=batch_size,
-                progress=lambda n: bar.advance(task, n),
-                fail_fast=fail_fast,
-                settings=settings,
-                suite=chosen,
-                seed=seed,
-                operating_conf=operating_conf,
-                strictness=strictness,
-            )
+            results = run_evaluation(dataset, models, out_dir, options, progress=_RichProgress(bar))
         except KeyboardInterrupt:
             bar.stop()
             err_console.print(
-                f"[yellow]interrupted.[/] Finished batches are cached in {out_dir}; "
+                f"[yellow]interrupted.[/] Finished work is cached in {out_dir}; "
                 "run the same command (with the same --out) to resume.",
                 highlight=False,
                 soft_wrap=True,
@@ -343,8 +362,9 @@ def eval_cmd(
     if as_json:
         sys.stdout.write((out_dir / RESULTS_FILE).read_text())
         return
-    _print_results(results)
-    _print_robustness(results)
+    print_clean(console, results)
+    print_robustness(console, results)
+    print_verdict(console, results)
     console.print(f"results: {out_dir / RESULTS_FILE}", highlight=False)
 
 
@@ -356,27 +376,6 @@ app.command(
     help="Evaluate models on clean images and under a suite of perturbations (default: "
     "standard): rPC, consistency and affected share per perturbation and family.",
 )(eval_cmd)
-
-
-def _print_robustness(results: Results) -> None:
-    """Per model: perturbations worst first, with rPC, consistency and affected share."""
-    for name, m in results.models.items():
-        if not m.perturbations:
-            continue
-        console.print(f"\n[bold]{name}[/]: robustness, worst first", highlight=False)
-        table = Table()
-        for col in ("perturbation", "family", "rPC", "consistency", "affected"):
-            table.add_column(col, justify="left" if col in ("perturbation", "family") else "right")
-        rows = sorted(
-            m.perturbations.items(),
-            key=lambda kv: (kv[1].rpc if kv[1].rpc is not None else kv[1].consistency, kv[0]),
-        )
-        for pname, pr in rows:
-            table.add_row(
-                pname, pr.family, _fmt(pr.rpc), f"{pr.consistency:.3f}",
-                f"{100 * pr.affected_fraction:.0f}%",
-            )  # fmt: skip
-        console.print(table)
 
 
 @app.command("export")
@@ -427,6 +426,7 @@ def score_cmd(
     import json
 
     from brittle.metrics.coco import COCO_STAT_NAMES, evaluate_coco
+    from brittle.summary import fmt
 
     try:
         md = tuple(int(x) for x in max_dets.split(","))
@@ -474,7 +474,7 @@ def score_cmd(
         pc.add_column("AP50-95", justify="right")
         pc.add_column("AP50", justify="right")
         for c in ap:
-            pc.add_row(names[c], _fmt(ap[c]), _fmt(ap50.get(c)))
+            pc.add_row(names[c], fmt(ap[c]), fmt(ap50.get(c)))
         console.print(pc)
 
 

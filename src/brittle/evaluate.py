@@ -1,9 +1,19 @@
-"""Clean evaluation: decode each image once, run every model, cache, score, write results.
+"""A run: every model on every image, clean and under each suite cell; scores; files.
 
-This is the spine later stages (perturbations, robustness scores) extend: a
-streaming loop over batches of the dataset, predictions cached in the run
-directory's SQLite file so an interrupted run resumes, and exact COCO metrics
-computed over the classes each model can actually predict.
+Three phases over one pool of workers (:mod:`brittle.run.worker`):
+
+1. **predict**: the dataset streams by in batches (file bytes only; the worker decodes
+   each image once and perturbs it once per cell); only what the cache lacks is
+   computed, and each (batch, condition, model) is committed as it arrives, so
+   Ctrl-C or kill -9 loses at most the work in flight and the same command resumes;
+2. **score**: each (model, condition) cell is scored from the cache, with bootstrap
+   replicates (:mod:`brittle.run.scoring`); scores are cached too;
+3. **aggregate**: intervals, risk scores, comparisons and augmentation verdicts
+   (:mod:`brittle.run.aggregate`), then ``results.json``, ``images.parquet``,
+   ``replicates.npz``, the failure gallery and ``run.json``.
+
+Memory stays flat in the dataset size: images are never held beyond their batch, and
+what is kept per image is a handful of numbers per cell.
 """
 
 from __future__ import annotations
@@ -12,26 +22,23 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
-from numpy.typing import NDArray
 
 from brittle._version import __version__
-from brittle.data.base import Dataset, ImageRecord
-from brittle.errors import ConfigError, DatasetError
-from brittle.metrics.coco import COCO_STAT_NAMES, evaluate
-from brittle.metrics.consistency import DEFAULT_CONF, DEFAULT_STRICTNESS, consistency
+from brittle.data.base import Dataset
+from brittle.errors import ConfigError
+from brittle.metrics.coco import COCO_STAT_NAMES
 from brittle.models.base import Predictor
 from brittle.models.classmap import LabelMap
-from brittle.perturbations import get_perturbation, rng_for
-from brittle.perturbations.base import FAMILIES, Params, Perturbation, transform_boxes
+from brittle.perturbations import get_perturbation
 from brittle.results import (
-    CellResult,
+    BootstrapInfo,
     ClassMetrics,
     CleanMetrics,
     DatasetInfo,
@@ -39,25 +46,42 @@ from brittle.results import (
     ModelResult,
     PerturbationResult,
     Results,
+    RiskResult,
     Settings,
     SuiteInfo,
     dump_json,
 )
+from brittle.run import aggregate, mining, records
+from brittle.run.aggregate import ModelScores, interval
 from brittle.run.cache import CacheKey, PredictionCache, RunImage
+from brittle.run.scoring import CellScore, ScoreOptions, images_digest, score_key
 from brittle.run.suites import Suite
-from brittle.types import Detections, GroundTruth
+from brittle.run.worker import (
+    Condition,
+    ModelRecipe,
+    Predicted,
+    PredictTask,
+    Scored,
+    ScoreTask,
+    TaskDone,
+    Unreadable,
+    WorkerPool,
+    WorkerSetup,
+)
+from brittle.types import GroundTruth
 
 __all__ = [
+    "CACHE_FILE",
+    "RESULTS_FILE",
+    "RUN_FILE",
     "LoadedModel",
-    "ProgressFn",
+    "Progress",
+    "RunOptions",
     "content_hash",
-    "evaluate_clean",
-    "family_means",
     "parse_model_arg",
-    "predict_cached",
+    "run_evaluation",
 ]
 
-ProgressFn = Callable[[int], None]
 RESULTS_FILE = "results.json"
 RUN_FILE = "run.json"
 CACHE_FILE = "cache.sqlite"
@@ -99,234 +123,332 @@ class LoadedModel:
     predictor: Predictor
     label_map: LabelMap
     class_map: dict[str, str] | None = None
-    failed_images: list[str] = field(default_factory=list)
-    dropped: int = 0
+    #: how to load the model again in a worker process (None: workers=1 only)
+    recipe: ModelRecipe | None = None
+    trained_with: tuple[str, ...] = ()
+    reference: str | None = None
     #: images (clean or perturbed) this run sent to the model; the rest came from the cache
     inferred: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Decoded:
-    record: ImageRecord
-    hash: str
-    image: NDArray[np.uint8] | None
-    error: str | None
-
-
-def _decode(dataset: Dataset, record: ImageRecord) -> _Decoded:
-    try:
-        data = record.path.read_bytes()
-        image = dataset.load(record, data).image
-    except (OSError, DatasetError) as exc:
-        return _Decoded(record, "", None, str(exc))
-    return _Decoded(record, content_hash(data), image, None)
-
-
-def _batches(records: Sequence[ImageRecord], size: int) -> Iterator[Sequence[ImageRecord]]:
-    for i in range(0, len(records), size):
-        yield records[i : i + size]
-
-
-def _decoded_batches(
-    dataset: Dataset, batch_size: int, pool: ThreadPoolExecutor
-) -> Iterator[list[_Decoded]]:
-    """Decode batch k+1 in background threads while the caller runs models on batch k."""
-    pending: list[Future[_Decoded]] | None = None
-    for batch in _batches(dataset.records, batch_size):
-        nxt = [pool.submit(_decode, dataset, r) for r in batch]
-        if pending is not None:
-            yield [f.result() for f in pending]
-        pending = nxt
-    if pending is not None:
-        yield [f.result() for f in pending]
-
-
-def predict_cached(
-    model: LoadedModel,
-    cache: PredictionCache,
-    keys: Sequence[CacheKey],
-    images: Callable[[int], NDArray[np.uint8]],
-    ids: Sequence[str],
-    fail_fast: bool,
-) -> list[Detections | None]:
-    """Raw (model class space) detections for each key: from the cache, else the model.
-
-    ``images(i)`` makes the i-th image only when it is needed, so a warm run perturbs
-    nothing. None marks an image the model failed on (recorded in ``model.failed_images``).
-    """
-    cached = cache.get_many(keys)
-    missing = [i for i, k in enumerate(keys) if k not in cached]
-    fresh: dict[int, tuple[Detections, str | None]] = {}
-    model.inferred += len(missing)
-    if missing:
-        batch = [images(i) for i in missing]
-        try:
-            outs = model.predictor.predict(batch)
-            if len(outs) != len(missing):
-                raise ConfigError(
-                    f"model {model.name!r} returned {len(outs)} results for {len(missing)} images"
-                )
-            fresh = {i: (d, None) for i, d in zip(missing, outs, strict=True)}
-        except Exception:
-            if fail_fast:
-                raise
-            # Find the image(s) to blame: retry one at a time and record each failure.
-            for i, img in zip(missing, batch, strict=True):
-                try:
-                    fresh[i] = (model.predictor.predict([img])[0], None)
-                except Exception as exc:
-                    fresh[i] = (Detections.empty(), f"{type(exc).__name__}: {exc}")
-        cache.put_many((keys[i], d, err) for i, (d, err) in fresh.items())
-    out: list[Detections | None] = []
-    for i, key in enumerate(keys):
-        if key in cached:
-            det, err = cached[key].detections, cached[key].error
-        else:
-            det, err = fresh[i]
-        out.append(None if err is not None else det)
-        if err is not None:
-            model.failed_images.append(ids[i])
-    return out
-
-
-def _run_models(
-    models: Sequence[LoadedModel],
-    cache: PredictionCache,
-    good: Sequence[_Decoded],
-    image: Callable[[int], NDArray[np.uint8]],
-    *,
-    condition: tuple[str, int, int],
-    fail_fast: bool,
-    model_seconds: dict[str, float],
-    advance: Callable[[], None],
-    count_dropped: bool,
-) -> dict[str, list[Detections]]:
-    """Every model's predictions for one condition of a batch, in the dataset's classes.
-
-    ``condition`` is the cache key's (perturbation tag, severity, seed): ("", 0, 0) for the
-    clean images. A failed image scores as no detections.
-    """
-    ids = [d.record.id for d in good]
-    out: dict[str, list[Detections]] = {}
-    for m in models:
-        keys = [CacheKey(m.predictor.fingerprint, d.hash, *condition) for d in good]
-        t0 = time.perf_counter()
-        raw = predict_cached(m, cache, keys, image, ids, fail_fast)
-        model_seconds[m.name] += time.perf_counter() - t0
-        mapped = []
-        for det in raw:
-            if det is None:
-                mapped.append(Detections.empty())
-                continue
-            dets, dropped = m.label_map.apply(det)
-            if count_dropped:
-                m.dropped += dropped
-            mapped.append(dets)
-        out[m.name] = mapped
-        advance()
-    return out
-
-
-def _class_metrics(
-    ev_stats: NDArray[np.float64],
-    per_ap: dict[int, float | None],
-    per_ap50: dict[int, float | None],
-    gts: Sequence[GroundTruth],
-    class_names: Sequence[str],
+def _clean_metrics(
+    clean: CellScore, gts: Sequence[GroundTruth], class_names: Sequence[str], level: float
 ) -> CleanMetrics:
     counts = np.zeros(len(class_names), np.int64)
     for gt in gts:
         np.add.at(counts, gt.labels[~gt.iscrowd], 1)
+
+    def opt(v: float) -> float | None:
+        return None if np.isnan(v) else float(v)
+
     per_class = {
-        class_names[c]: ClassMetrics(ap50_95=ap, ap50=per_ap50.get(c), gt_count=int(counts[c]))
-        for c, ap in per_ap.items()
+        class_names[c]: ClassMetrics(ap50_95=opt(ap), ap50=opt(ap50), gt_count=int(counts[c]))
+        for c, ap, ap50 in zip(clean.classes, clean.class_ap, clean.class_ap50, strict=True)
     }
-    stats = {name: float(v) for name, v in zip(COCO_STAT_NAMES, ev_stats, strict=True)}
-    return CleanMetrics(**stats, per_class=per_class)
+    stats = {name: float(v) for name, v in zip(COCO_STAT_NAMES, clean.stats, strict=True)}
+    return CleanMetrics(
+        **stats,
+        map50_95_ci=interval(clean.map50_95_reps, level),
+        map50_ci=interval(clean.map50_reps, level),
+        per_class=per_class,
+    )
 
 
-def evaluate_clean(
+class Progress(Protocol):
+    """Where a run reports progress: one phase at a time."""
+
+    def start(self, description: str, total: int) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+
+class _NoProgress:
+    def start(self, description: str, total: int) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run works; only ``seed``, ``scoring`` and ``level`` change its numbers."""
+
+    suite: Suite | None = None
+    seed: int = 0
+    scoring: ScoreOptions = field(default_factory=ScoreOptions)
+    level: float = 0.95
+    batch_size: int = 8
+    workers: int = 1
+    threads: int | None = None
+    fail_fast: bool = False
+    gallery: int = 3
+    settings: Settings = field(default_factory=Settings)
+
+
+@dataclass
+class _Plan:
+    """What the predict phase found: the images kept, in order, and the timings."""
+
+    kept: list[RunImage] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    model_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _conditions(suite: Suite | None) -> tuple[Condition, ...]:
+    cells = suite.cells() if suite is not None else []
+    return (Condition("", 0), *(Condition(p, s) for p, s in cells))
+
+
+def _cache_condition(cond: Condition, seed: int) -> tuple[str, int, int]:
+    """The cache key's (perturbation tag, severity, seed) of a condition."""
+    if cond.clean:
+        return ("", 0, 0)
+    pert = get_perturbation(cond.name)
+    return (f"{pert.name}@{pert.version}", cond.severity, seed)
+
+
+def run_evaluation(
     dataset: Dataset,
     models: Sequence[LoadedModel],
     out_dir: Path,
+    options: RunOptions | None = None,
     *,
-    batch_size: int = 8,
-    progress: ProgressFn | None = None,
-    fail_fast: bool = False,
-    settings: Settings | None = None,
-    suite: Suite | None = None,
-    seed: int = 0,
-    operating_conf: float = DEFAULT_CONF,
-    strictness: float = DEFAULT_STRICTNESS,
+    progress: Progress | None = None,
 ) -> Results:
-    """Run every model on every image (cached), compute exact COCO metrics, write results.
+    """Evaluate ``models`` on ``dataset``, clean and under ``options.suite``; write the run.
 
-    With a ``suite``, every image is also replayed under each (perturbation, severity)
-    cell: the image is decoded once, perturbed once per cell (only when some model has no
-    cached prediction for it), and each cell is scored by mAP on the moved ground truth and
-    by label-free consistency with the clean predictions.
-
-    Writes ``results.json`` (deterministic), ``run.json`` (dates, timings, host) and
-    ``cache.sqlite`` (predictions and ground truth) into ``out_dir``.
+    Writes into ``out_dir``: ``results.json`` (deterministic: the same inputs give the
+    same bytes, whatever ``workers`` or interruptions), ``run.json`` (dates, timings),
+    ``cache.sqlite`` (predictions and cell scores), and with a suite ``images.parquet``
+    (per-image records), ``replicates.npz`` (for ``brittle compare``) and
+    ``gallery/`` (the images whose predictions changed most).
     """
+    opts = options or RunOptions()
+    bar = progress or _NoProgress()
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise ConfigError(f"model names must be unique, got {names}; name them with NAME=SPEC")
+    for m in models:
+        if m.reference is not None and m.reference not in names:
+            raise ConfigError(
+                f"model {m.name!r}: reference {m.reference!r} is not one of the models "
+                f"({', '.join(names)})"
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     started_at = datetime.now(UTC)
-    gts: list[GroundTruth] = []
-    kept: list[RunImage] = []
-    skipped: list[str] = []
-    per_model: dict[str, list[Detections]] = {m.name: [] for m in models}
-    model_seconds = dict.fromkeys(names, 0.0)
-    cells = _Cells(suite, seed, [m.name for m in models])
-    with PredictionCache(out_dir / CACHE_FILE) as cache, ThreadPoolExecutor(2) as pool:
-        for batch in _decoded_batches(dataset, batch_size, pool):
-            good = []
-            for d in batch:
-                if d.error is not None:
-                    # With --strict this raises and stops the run; otherwise it is counted.
-                    dataset.issues.add("unreadable_image", d.record.path, None, d.error)
-                    skipped.append(d.record.id)
-                else:
-                    good.append(d)
-            # The bar counts every image of the batch, skipped ones too, in each condition.
-            n_batch = len(batch)
+    conditions = _conditions(opts.suite)
+    cache_conditions = [_cache_condition(c, opts.seed) for c in conditions]
+    setup = WorkerSetup(
+        dataset=dataset,
+        models=tuple(m.recipe for m in models),
+        names=tuple(names),
+        label_maps=tuple(m.label_map for m in models),
+        fingerprints=tuple(m.predictor.fingerprint for m in models),
+        conditions=conditions,
+        seed=opts.seed,
+        fail_fast=opts.fail_fast,
+        cache_path=out_dir / CACHE_FILE,
+        scoring=opts.scoring,
+        threads=opts.threads,
+    )
+    predictors = [m.predictor for m in models]
+    with (
+        PredictionCache(out_dir / CACHE_FILE) as cache,
+        WorkerPool(setup, opts.workers, predictors if opts.workers == 1 else None) as pool,
+    ):
+        plan = _predict(dataset, models, cache, pool, cache_conditions, opts, bar)
+        cache.set_run_images(plan.kept)
+        scores = _score(models, cache, pool, plan.kept, conditions, cache_conditions, opts, bar)
+    return _finish(dataset, models, out_dir, opts, plan, scores, conditions, started, started_at)
 
-            def advance(n: int = n_batch) -> None:
-                if progress is not None:
-                    progress(n)
 
-            def clean_image(i: int, good: list[_Decoded] = good) -> NDArray[np.uint8]:
-                img = good[i].image
-                assert img is not None
-                return img
+def _predict(
+    dataset: Dataset,
+    models: Sequence[LoadedModel],
+    cache: PredictionCache,
+    pool: WorkerPool,
+    cache_conditions: Sequence[tuple[str, int, int]],
+    opts: RunOptions,
+    bar: Progress,
+) -> _Plan:
+    plan = _Plan(model_seconds={m.name: 0.0 for m in models})
+    n_pairs = len(models) * len(cache_conditions)
+    bar.start("predicting", len(dataset) * n_pairs)
+    records = dataset.records
+    batches = [records[i : i + opts.batch_size] for i in range(0, len(records), opts.batch_size)]
+    hashes: dict[str, str] = {}
+    unreadable: set[str] = set()
+    expected: dict[int, int] = {}
+    advanced: dict[int, int] = {}
 
-            clean_preds = _run_models(
-                models, cache, good, clean_image, condition=("", 0, 0), fail_fast=fail_fast,
-                model_seconds=model_seconds, advance=advance, count_dropped=True,
-            )  # fmt: skip
-            for name, dets in clean_preds.items():
-                per_model[name].extend(dets)
-            cells.run_batch(good, models, cache, fail_fast, model_seconds, advance)
-            for d in good:
-                r = d.record
-                gts.append(r.targets if r.targets is not None else GroundTruth.empty())
-                kept.append(RunImage(r.id, d.hash, r.width, r.height, r.targets))
-        cache.set_run_images(kept)
+    def handle(msg: object) -> None:
+        if isinstance(msg, Predicted):
+            m = models[msg.model]
+            keys = [
+                CacheKey(m.predictor.fingerprint, hashes[task_ids[msg.task][i]],
+                         *cache_conditions[msg.condition])
+                for i in msg.images
+            ]  # fmt: skip
+            cache.put_many(zip(keys, msg.detections, msg.errors, strict=True))
+            m.inferred += len(keys)
+            plan.model_seconds[m.name] += msg.seconds
+            advanced[msg.task] += len(keys)
+            bar.advance(len(keys))
+        elif isinstance(msg, Unreadable):
+            rid = task_ids[msg.task][msg.image]
+            unreadable.add(rid)
+            # With --strict this raises and stops the run; otherwise it is counted.
+            dataset.issues.add(
+                "unreadable_image", task_paths[msg.task][msg.image], None, msg.message
+            )
+        elif isinstance(msg, TaskDone):
+            bar.advance(expected.pop(msg.task) - advanced.pop(msg.task))
+            task_ids.pop(msg.task)
+            task_paths.pop(msg.task)
 
+    task_ids: dict[int, list[str]] = {}
+    task_paths: dict[int, list[Path]] = {}
+    for index, batch in enumerate(batches):
+        good, data = [], []
+        for r in batch:
+            try:
+                blob = r.path.read_bytes()
+            except OSError as exc:
+                dataset.issues.add("unreadable_image", r.path, None, str(exc))
+                unreadable.add(r.id)
+                bar.advance(n_pairs)
+                continue
+            hashes[r.id] = content_hash(blob)
+            good.append(r)
+            data.append(blob)
+        work = []
+        todo = 0
+        for c, cond in enumerate(cache_conditions):
+            for mi, m in enumerate(models):
+                keys = [CacheKey(m.predictor.fingerprint, hashes[r.id], *cond) for r in good]
+                have = cache.present(keys)
+                missing = tuple(i for i, k in enumerate(keys) if k not in have)
+                if missing:
+                    work.append((c, mi, missing))
+                    todo += len(missing)
+        bar.advance(len(good) * n_pairs - todo)
+        if work:
+            task_ids[index] = [r.id for r in good]
+            task_paths[index] = [r.path for r in good]
+            expected[index], advanced[index] = todo, 0
+            # Only the images some model still needs travel to the workers.
+            needed = {i for _, _, idx in work for i in idx}
+            pool.submit(
+                PredictTask(
+                    index,
+                    tuple(good),
+                    tuple(b if i in needed else b"" for i, b in enumerate(data)),
+                    tuple(work),
+                )
+            )
+            for msg in pool.messages(until=pool.capacity - 1):
+                handle(msg)
+    for msg in pool.messages():
+        handle(msg)
+    for r in records:
+        if r.id in unreadable:
+            plan.skipped.append(r.id)
+        else:
+            plan.kept.append(RunImage(r.id, hashes[r.id], r.width, r.height, r.targets))
+    return plan
+
+
+def _score(
+    models: Sequence[LoadedModel],
+    cache: PredictionCache,
+    pool: WorkerPool,
+    kept: Sequence[RunImage],
+    conditions: Sequence[Condition],
+    cache_conditions: Sequence[tuple[str, int, int]],
+    opts: RunOptions,
+    bar: Progress,
+) -> dict[tuple[int, int], CellScore]:
+    """Every (model, condition) cell's score: from the score cache, else computed."""
+    scores: dict[tuple[int, int], CellScore] = {}
+    if not kept:
+        return scores
+    digest = images_digest(kept)
+    keys: dict[tuple[int, int], str] = {}
+    bar.start("scoring", len(models) * len(conditions))
+    index = 0
+    for mi, m in enumerate(models):
+        for c in range(len(conditions)):
+            key = score_key(
+                digest, m.predictor.fingerprint, m.label_map, cache_conditions[c], opts.scoring
+            )
+            blob = cache.get_score(key)
+            if blob is not None:
+                scores[mi, c] = CellScore.from_bytes(blob)
+                bar.advance(1)
+                continue
+            keys[mi, c] = key
+            pool.submit(ScoreTask(index, mi, c))
+            index += 1
+    for msg in pool.messages():
+        if isinstance(msg, Scored):
+            scores[msg.model, msg.condition] = msg.score
+            cache.put_score(keys[msg.model, msg.condition], msg.score.to_bytes())
+            bar.advance(1)
+    return scores
+
+
+def _finish(
+    dataset: Dataset,
+    models: Sequence[LoadedModel],
+    out_dir: Path,
+    opts: RunOptions,
+    plan: _Plan,
+    scores: dict[tuple[int, int], CellScore],
+    conditions: Sequence[Condition],
+    started: float,
+    started_at: datetime,
+) -> Results:
+    suite = opts.suite
+    level = opts.level
+    gts = [im.targets if im.targets is not None else GroundTruth.empty() for im in plan.kept]
     labeled = dataset.labeled
+    families = {c.name: get_perturbation(c.name).family for c in conditions if not c.clean}
+    weights = None
+    if plan.kept:
+        from brittle.metrics.bootstrap import resample_weights
+
+        weights = resample_weights(
+            len(plan.kept), opts.scoring.resamples, seed=opts.scoring.bootstrap_seed
+        )
+    model_scores: dict[str, ModelScores] = {}
     model_results: dict[str, ModelResult] = {}
-    for m in models:
+    for mi, m in enumerate(models):
         evaluable = sorted(int(c) for c in m.label_map.evaluable)
         evaluable_set = set(evaluable)
+        clean_score = scores.get((mi, 0))
         clean = None
-        if labeled and evaluable:
-            ev = evaluate(gts, per_model[m.name], len(dataset.class_names), classes=evaluable)
-            clean = _class_metrics(
-                ev.stats, ev.per_class_ap(), ev.per_class_ap50(), gts, dataset.class_names
+        if clean_score is not None and clean_score.labeled:
+            clean = _clean_metrics(clean_score, gts, dataset.class_names, level)
+        perts: dict[str, PerturbationResult] = {}
+        fams: dict[str, FamilyResult] = {}
+        risk: RiskResult | None = None
+        failed: set[str] = set()
+        for (mj, _), sc in scores.items():
+            if mj == mi:
+                failed.update(sc.failed)
+        if suite is not None and clean_score is not None and weights is not None:
+            cells = {
+                (conditions[c].name, conditions[c].severity): sc
+                for (mj, c), sc in scores.items()
+                if mj == mi and c > 0
+            }
+            ms = aggregate.model_scores(
+                clean_score, cells, families, weights, opts.scoring.strictness
             )
+            model_scores[m.name] = ms
+            perts, fams, risk = aggregate.model_tables(ms, families, level)
         model_results[m.name] = ModelResult(
             spec=m.spec,
             kind=m.kind,
@@ -337,49 +459,72 @@ def evaluate_clean(
             unevaluated_classes=[
                 n for i, n in enumerate(dataset.class_names) if i not in evaluable_set
             ],
-            dropped_detections=m.dropped,
-            failed_images=sorted(set(m.failed_images)),
+            dropped_detections=clean_score.dropped if clean_score is not None else 0,
+            failed_images=sorted(failed),
             clean=clean,
-            perturbations=(
-                pert := cells.score(
-                    m,
-                    per_model[m.name],
-                    clean,
-                    len(dataset.class_names),
-                    evaluable if labeled else [],
-                    operating_conf,
-                    strictness,
-                )
-            ),
-            families=family_means(pert),
+            perturbations=perts,
+            families=fams,
+            risk=risk,
+            trained_with=list(m.trained_with),
+            reference=m.reference,
         )
+    ranking = aggregate.ranking(model_scores) if model_scores else []
+    comparisons = [
+        aggregate.compare(a, model_scores[a], b, model_scores[b], level)
+        for i, a in enumerate(ranking)
+        for b in ranking[i + 1 :]
+    ]
+    verdicts = aggregate.verdicts(
+        model_scores,
+        {m.name: m.trained_with for m in models if m.trained_with},
+        {m.name: m.reference for m in models if m.reference},
+        level,
+    )
     results = Results(
-        schema_version="1.1",
+        schema_version="1.2",
         brittle_version=__version__,
         dataset=DatasetInfo(
             name=dataset.name,
             path=str(dataset.root),
             format=dataset.format,
             split=dataset.split,
-            image_count=len(kept),
+            image_count=len(plan.kept),
             class_names=list(dataset.class_names),
             box_count=int(sum(len(g) for g in gts)),
             issues=dataset.issues.counts(),
-            skipped_images=sorted(skipped),
+            skipped_images=sorted(plan.skipped),
         ),
-        settings=settings or Settings(),
-        suite=cells.info(operating_conf, strictness),
+        settings=opts.settings,
+        suite=_suite_info(suite, opts),
         models=model_results,
+        ranking=ranking,
+        comparisons=comparisons,
+        verdicts=verdicts,
     )
     dump_json(results.model_dump(mode="json"), out_dir / RESULTS_FILE)
+    if suite is not None and plan.kept:
+        by_cell = {
+            (models[mi].name, conditions[c].name, conditions[c].severity): sc
+            for (mi, c), sc in scores.items()
+            if c > 0
+        }
+        records.write_image_records(
+            out_dir / records.RECORDS_FILE, plan.kept, by_cell, families, opts.scoring
+        )
+        aggregate.save_replicates(
+            out_dir / aggregate.REPLICATES_FILE, model_scores, images_digest(plan.kept), opts
+        )
+        if opts.gallery > 0:
+            mining.write_gallery(out_dir, dataset, models, plan.kept, by_cell, opts)
     run_info = {
         "started_at": started_at.isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 3),
-        "model_seconds": {k: round(v, 3) for k, v in model_seconds.items()},
-        # One prediction per (image, cell): the clean image plus every suite cell.
+        "workers": opts.workers,
+        "model_seconds": {k: round(v, 3) for k, v in plan.model_seconds.items()},
+        # One prediction per (image, condition): the clean image plus every suite cell.
         "inferred_predictions": {m.name: m.inferred for m in models},
         "cached_predictions": {
-            m.name: len(kept) * (1 + len(cells.cells)) - m.inferred for m in models
+            m.name: len(plan.kept) * len(conditions) - m.inferred for m in models
         },
         "brittle_version": __version__,
         "python": platform.python_version(),
@@ -389,170 +534,17 @@ def evaluate_clean(
     return results
 
 
-def family_means(perturbations: dict[str, PerturbationResult]) -> dict[str, FamilyResult]:
-    """Aggregate per-perturbation results by family (plain means, families in catalogue order).
-
-    >>> from brittle.results import CellResult
-    >>> cell = CellResult(map50_95=None, map50=None, consistency=0.5, affected_fraction=0.5)
-    >>> pr = PerturbationResult(family="blur", rpc=0.8, consistency=0.5,
-    ...                         affected_fraction=0.5, severities={"3": cell})
-    >>> family_means({"motion_blur": pr, "zoom_blur": pr.model_copy(update={"rpc": 0.6})})
-    {'blur': FamilyResult(rpc=0.7, consistency=0.5, affected_fraction=0.5, perturbations=['motion_blur', 'zoom_blur'])}
-    """  # noqa: E501
-    out: dict[str, FamilyResult] = {}
-    for family in FAMILIES:
-        members = {n: p for n, p in perturbations.items() if p.family == family}
-        if not members:
-            continue
-        rpcs = [p.rpc for p in members.values() if p.rpc is not None]
-        out[family] = FamilyResult(
-            rpc=float(np.mean(rpcs)) if rpcs else None,
-            consistency=float(np.mean([p.consistency for p in members.values()])),
-            affected_fraction=float(np.mean([p.affected_fraction for p in members.values()])),
-            perturbations=sorted(members),
-        )
-    return out
-
-
-class _LazyPerturbed:
-    """The perturbed images of a batch, each made on first request and then kept: a warm
-    run, whose predictions are all cached, perturbs nothing."""
-
-    def __init__(
-        self,
-        pert: Perturbation,
-        good: Sequence[_Decoded],
-        params: Sequence[Params],
-        rngs: Sequence[np.random.Generator],
-    ) -> None:
-        self.pert, self.good, self.params, self.rngs = pert, good, params, rngs
-        self.made: dict[int, NDArray[np.uint8]] = {}
-
-    def __call__(self, i: int) -> NDArray[np.uint8]:
-        if i not in self.made:
-            img = self.good[i].image
-            assert img is not None
-            self.made[i] = self.pert.apply(img, self.params[i], self.rngs[i])
-        return self.made[i]
-
-
-class _Cells:
-    """Per-(perturbation, severity) state of a run: moved ground truth, drawn parameters,
-    and each model's predictions, accumulated batch by batch."""
-
-    def __init__(self, suite: Suite | None, seed: int, model_names: Sequence[str]) -> None:
-        self.suite = suite
-        self.seed = seed
-        self.cells = suite.cells() if suite is not None else []
-        self.perts: dict[str, Perturbation] = {
-            name: get_perturbation(name) for name, _ in self.cells
-        }
-        self.gts: dict[tuple[str, int], list[GroundTruth]] = {c: [] for c in self.cells}
-        self.params: dict[tuple[str, int], list[Params]] = {c: [] for c in self.cells}
-        self.sizes: dict[tuple[str, int], list[tuple[int, int]]] = {c: [] for c in self.cells}
-        self.dets: dict[str, dict[tuple[str, int], list[Detections]]] = {
-            m: {c: [] for c in self.cells} for m in model_names
-        }
-
-    def run_batch(
-        self,
-        good: Sequence[_Decoded],
-        models: Sequence[LoadedModel],
-        cache: PredictionCache,
-        fail_fast: bool,
-        model_seconds: dict[str, float],
-        advance: Callable[[], None],
-    ) -> None:
-        for cell in self.cells:
-            name, severity = cell
-            pert = self.perts[name]
-            rngs: list[np.random.Generator] = []
-            batch_params: list[Params] = []
-            for d in good:
-                assert d.image is not None
-                h, w = d.image.shape[:2]
-                # The same generator draws the parameters and then the pixels, exactly as
-                # Perturbation.__call__ does, so perturb() reproduces any cell's image.
-                rng = rng_for(self.seed, pert.name, severity, d.record.id)
-                params = pert.params(severity, h, w, rng)
-                rngs.append(rng)
-                batch_params.append(params)
-                self.sizes[cell].append((h, w))
-                t = d.record.targets if d.record.targets is not None else GroundTruth.empty()
-                if pert.geometric and len(t):
-                    boxes, kept = transform_boxes(pert, t.boxes, params, h, w)
-                    t = GroundTruth(boxes, t.labels[kept], t.iscrowd[kept])
-                self.gts[cell].append(t)
-            self.params[cell].extend(batch_params)
-            image = _LazyPerturbed(pert, good, batch_params, rngs)
-            tag = f"{pert.name}@{pert.version}"
-            preds = _run_models(
-                models, cache, good, image, condition=(tag, severity, self.seed),
-                fail_fast=fail_fast, model_seconds=model_seconds, advance=advance,
-                count_dropped=False,
-            )  # fmt: skip
-            for name, dets in preds.items():
-                self.dets[name][cell].extend(dets)
-
-    def score(
-        self,
-        model: LoadedModel,
-        clean_dets: Sequence[Detections],
-        clean: CleanMetrics | None,
-        num_classes: int,
-        evaluable: Sequence[int],
-        operating_conf: float,
-        strictness: float,
-    ) -> dict[str, PerturbationResult]:
-        if self.suite is None:
-            return {}
-        out: dict[str, PerturbationResult] = {}
-        for name, severities in self.suite.severities.items():
-            pert = self.perts[name]
-            by_sev: dict[str, CellResult] = {}
-            for severity in severities:
-                cell = (name, severity)
-                dets = self.dets[model.name][cell]
-                cons = consistency(
-                    clean_dets,
-                    dets,
-                    conf=operating_conf,
-                    strictness=strictness,
-                    perturbation=pert,
-                    params=self.params[cell],
-                    sizes=self.sizes[cell],
-                )
-                m50_95 = m50 = None
-                if clean is not None and evaluable:
-                    ev = evaluate(self.gts[cell], dets, num_classes, classes=list(evaluable))
-                    m50_95, m50 = float(ev.stat("map50_95")), float(ev.stat("map50"))
-                by_sev[str(severity)] = CellResult(
-                    map50_95=m50_95,
-                    map50=m50,
-                    consistency=float(cons.mean),
-                    affected_fraction=float(cons.affected_fraction),
-                )
-            rpc = None
-            if clean is not None and clean.map50_95 > 0:
-                vals = [c.map50_95 for c in by_sev.values() if c.map50_95 is not None]
-                rpc = float(np.mean(vals)) / clean.map50_95 if vals else None
-            out[name] = PerturbationResult(
-                family=pert.family,
-                rpc=rpc,
-                consistency=float(np.mean([c.consistency for c in by_sev.values()])),
-                affected_fraction=float(np.mean([c.affected_fraction for c in by_sev.values()])),
-                severities=by_sev,
-            )
-        return out
-
-    def info(self, operating_conf: float, strictness: float) -> SuiteInfo | None:
-        if self.suite is None:
-            return None
-        return SuiteInfo(
-            name=self.suite.name,
-            seed=self.seed,
-            operating_conf=operating_conf,
-            strictness=strictness,
-            perturbations={p: list(s) for p, s in self.suite.severities.items()},
-            versions={p: self.perts[p].version for p in self.suite.severities},
-        )
+def _suite_info(suite: Suite | None, opts: RunOptions) -> SuiteInfo | None:
+    if suite is None:
+        return None
+    return SuiteInfo(
+        name=suite.name,
+        seed=opts.seed,
+        operating_conf=opts.scoring.conf,
+        strictness=opts.scoring.strictness,
+        perturbations={p: list(s) for p, s in suite.severities.items()},
+        versions={p: get_perturbation(p).version for p in suite.severities},
+        bootstrap=BootstrapInfo(
+            resamples=opts.scoring.resamples, seed=opts.scoring.bootstrap_seed, level=opts.level
+        ),
+    )

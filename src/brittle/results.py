@@ -24,27 +24,44 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "CI",
     "SCHEMA_VERSION",
+    "CellResult",
     "ClassMetrics",
     "CleanMetrics",
+    "Comparison",
     "DatasetInfo",
+    "Difference",
+    "FamilyResult",
     "ModelResult",
+    "PerturbationResult",
     "Results",
+    "RiskResult",
     "Settings",
+    "Verdict",
     "dump_json",
     "schema_path",
 ]
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+CI = tuple[float, float] | None
+"""A bootstrap confidence interval ``[low, high]`` (level in ``suite.bootstrap``); null
+when the statistic is undefined on every resample."""
+
+
+def _ci(what: str) -> Any:
+    return Field(default=None, description=f"bootstrap confidence interval of {what}")
 
 
 class ClassMetrics(_Strict):
@@ -70,9 +87,9 @@ class CleanMetrics(_Strict):
     ar_small: float
     ar_medium: float
     ar_large: float
-    per_class: dict[str, ClassMetrics] = Field(
-        description="every evaluated dataset class, by name"
-    )
+    map50_95_ci: CI = _ci("map50_95")
+    map50_ci: CI = _ci("map50")
+    per_class: dict[str, ClassMetrics] = Field(description="every evaluated dataset class, by name")
 
 
 class CellResult(_Strict):
@@ -86,6 +103,10 @@ class CellResult(_Strict):
     affected_fraction: float = Field(
         description="share of images whose consistency is below the strictness"
     )
+    map50_95_ci: CI = _ci("map50_95")
+    map50_ci: CI = _ci("map50")
+    consistency_ci: CI = _ci("consistency")
+    affected_fraction_ci: CI = _ci("affected_fraction")
 
 
 class PerturbationResult(_Strict):
@@ -96,7 +117,15 @@ class PerturbationResult(_Strict):
     )
     consistency: float = Field(description="mean over severities of the cells' consistency")
     affected_fraction: float = Field(description="mean over severities of the affected fraction")
-    severities: dict[str, CellResult] = Field(description="by severity (\"1\" .. \"5\")")
+    degradation: float = Field(
+        description="what the risk score counts: 1 - rPC clipped to [0, 1], or 1 - "
+        "consistency when rPC is undefined (docs/robustness.md)"
+    )
+    rpc_ci: CI = _ci("rpc")
+    consistency_ci: CI = _ci("consistency")
+    affected_fraction_ci: CI = _ci("affected_fraction")
+    degradation_ci: CI = _ci("degradation")
+    severities: dict[str, CellResult] = Field(description='by severity ("1" .. "5")')
 
 
 class FamilyResult(_Strict):
@@ -105,7 +134,58 @@ class FamilyResult(_Strict):
     rpc: float | None = Field(description="mean rPC of the family's perturbations")
     consistency: float
     affected_fraction: float
+    degradation: float = Field(description="mean degradation of the family's perturbations")
+    rpc_ci: CI = _ci("rpc")
+    consistency_ci: CI = _ci("consistency")
+    affected_fraction_ci: CI = _ci("affected_fraction")
+    degradation_ci: CI = _ci("degradation")
     perturbations: list[str]
+
+
+class RiskResult(_Strict):
+    """The 0-100 risk score: higher is riskier (docs/robustness.md has the formula)."""
+
+    value: float = Field(ge=0, le=100)
+    ci: CI = _ci("the risk score")
+    basis: Literal["rpc", "consistency"] = Field(
+        description="what degradation was measured by: rPC (labeled data) or consistency"
+    )
+
+
+class Difference(_Strict):
+    """A paired difference between two models (``a`` minus ``b``) on the same images."""
+
+    metric: Literal["rpc", "consistency", "risk"]
+    a: float
+    b: float
+    difference: float
+    ci: CI = _ci("the difference")
+    more_robust: str | None = Field(
+        default=None,
+        description="the model that is more robust, stated only when the interval excludes 0",
+    )
+
+
+class Comparison(_Strict):
+    a: str
+    b: str
+    risk: Difference | None = None
+    families: dict[str, Difference] = Field(default_factory=dict)
+    perturbations: dict[str, Difference] = Field(default_factory=dict)
+
+
+class Verdict(_Strict):
+    """Did a training augmentation protect against what it should?"""
+
+    model: str
+    reference: str
+    augmentation: str
+    perturbations: list[str] = Field(description="suite perturbations it should protect against")
+    outcome: Literal["intended effect", "no measurable effect", "backfired", "not tested"]
+    difference: Difference | None = Field(
+        default=None, description="model minus reference, mean over the perturbations"
+    )
+    details: dict[str, Difference] = Field(default_factory=dict, description="per perturbation")
 
 
 class ModelResult(_Strict):
@@ -135,6 +215,13 @@ class ModelResult(_Strict):
     families: dict[str, FamilyResult] = Field(
         default_factory=dict, description="by family, in catalogue order (brittle run)"
     )
+    risk: RiskResult | None = Field(default=None, description="null without a suite")
+    trained_with: list[str] = Field(
+        default_factory=list, description="declared training augmentations"
+    )
+    reference: str | None = Field(
+        default=None, description="the model trained without them, for augmentation verdicts"
+    )
 
 
 class DatasetInfo(_Strict):
@@ -160,6 +247,14 @@ class SuiteInfo(_Strict):
     strictness: float = Field(description="consistency below this counts an image as affected")
     perturbations: dict[str, list[int]] = Field(description="perturbation -> severities run")
     versions: dict[str, int] = Field(description="perturbation -> implementation version")
+    bootstrap: BootstrapInfo
+
+
+class BootstrapInfo(_Strict):
+    resamples: int = Field(description="bootstrap resamples (of images, with replacement)")
+    seed: int
+    level: float = Field(description="confidence level of every interval")
+    method: Literal["percentile"] = "percentile"
 
 
 class Settings(_Strict):
@@ -174,12 +269,19 @@ class Settings(_Strict):
 class Results(_Strict):
     """The whole ``results.json``."""
 
-    schema_version: Literal["1.1"]
+    schema_version: Literal["1.2"]
     brittle_version: str
     dataset: DatasetInfo
     settings: Settings
     suite: SuiteInfo | None = Field(default=None, description="null for a clean-only eval")
     models: dict[str, ModelResult]
+    ranking: list[str] = Field(
+        default_factory=list, description="models by risk score, least risky first"
+    )
+    comparisons: list[Comparison] = Field(
+        default_factory=list, description="every pair of models, in ranking order"
+    )
+    verdicts: list[Verdict] = Field(default_factory=list)
 
 
 def schema_path() -> Path:

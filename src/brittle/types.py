@@ -183,8 +183,11 @@ class Sample:
 
     def __post_init__(self) -> None:
         img = self.image
-        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or (
-            img.shape[2] != 3
+        if (
+            not isinstance(img, np.ndarray)
+            or img.dtype != np.uint8
+            or img.ndim != 3
+            or (img.shape[2] != 3)
         ):
             got = f"{getattr(img, 'dtype', type(img).__name__)} {tuple(np.shape(img))}"
             raise ShapeError(f"Sample.image: expected uint8 (H, W, 3) RGB, got {got}")

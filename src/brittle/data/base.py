@@ -95,6 +95,16 @@ class IssueLog:
         self._examples: dict[str, list[Issue]] = {}
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, object]:
+        # A copy sent to a worker process: everything but the lock, which is per process.
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def add(self, kind: str, file: str | Path, line: int | None, message: str) -> None:
         """Record a problem; with ``strict`` and a fatal kind, raise :class:`DatasetError`."""
         if kind not in ISSUE_KINDS:
@@ -185,9 +195,7 @@ class Dataset:
         """
         from brittle.data.images import decode_image, decode_image_bytes
 
-        image = (
-            decode_image(record.path) if data is None else decode_image_bytes(data, record.path)
-        )
+        image = decode_image(record.path) if data is None else decode_image_bytes(data, record.path)
         h, w = image.shape[:2]
         if (w, h) != (record.width, record.height):
             raise DatasetError(

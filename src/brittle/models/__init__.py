@@ -90,4 +90,9 @@ def load_predictor(spec: str, *, kind: str | None = None, **options: Any) -> Loa
         kind = predictor_kind(spec)
         if kind == "onnx" and not Path(spec).is_file():
             raise ConfigError(f"{spec}: model file does not exist")
+    threads = options.pop("threads", None)
+    if threads is not None and kind == "onnx":
+        options["intra_op_num_threads"] = threads
+    elif threads is not None and kind == "python":
+        options["threads"] = threads
     return LoadedPredictor(predictors.get(kind)(spec, **options), kind)

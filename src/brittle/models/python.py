@@ -38,6 +38,9 @@ __all__ = ["load_python_predictor"]
 #: Settings the command line passes to every model; silently not given to a predictor
 #: that does not declare them (unless they differ from these defaults: then we warn).
 _EVAL_DEFAULTS: dict[str, Any] = {"conf": 0.001, "max_det": 300}
+#: Settings of how to run, not of what to predict: given only to a predictor that
+#: declares them, never warned about, and left out of derived fingerprints.
+_RUNTIME = frozenset({"threads"})
 
 
 class _WithFingerprint:
@@ -100,7 +103,11 @@ def load_python_predictor(ref: str, **options: Any) -> Predictor:
     name = ref.rpartition(":")[2]
     if inspect.isclass(target) or (callable(target) and not hasattr(target, "predict")):
         kwargs, dropped = _accepted(target, options)
-        ignored = [k for k in dropped if _EVAL_DEFAULTS.get(k, object()) != options[k]]
+        ignored = [
+            k
+            for k in dropped
+            if k not in _RUNTIME and _EVAL_DEFAULTS.get(k, object()) != options[k]
+        ]
         if ignored:
             shown = ", ".join(f"{k}={options[k]!r}" for k in ignored)
             warnings.warn(
@@ -141,7 +148,8 @@ def load_python_predictor(ref: str, **options: Any) -> Predictor:
         h = hashlib.sha256()
         if source is not None and source.is_file():
             h.update(source.read_bytes())
-        h.update(f":{name}:{sorted(options.items())!r}".encode())
+        decisive = sorted((k, v) for k, v in options.items() if k not in _RUNTIME)
+        h.update(f":{name}:{decisive!r}".encode())
         warnings.warn(
             f"{ref}: the predictor has no `fingerprint`; cached predictions are keyed on "
             f"{source.name if source else 'its name'} and {name!r} only, so they cannot see "

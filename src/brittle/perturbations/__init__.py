@@ -131,14 +131,24 @@ def catalogue() -> dict[str, list[type[Perturbation]]]:
 
 @overload
 def perturb(
-    image: ArrayLike, name: str, severity: int, *, seed: int = 0, boxes: None = None,
+    image: ArrayLike,
+    name: str,
+    severity: int,
+    *,
+    seed: int = 0,
+    boxes: None = None,
     sample_id: str = "",
 ) -> NDArray[np.uint8]: ...
 
 
 @overload
 def perturb(
-    image: ArrayLike, name: str, severity: int, *, seed: int = 0, boxes: ArrayLike,
+    image: ArrayLike,
+    name: str,
+    severity: int,
+    *,
+    seed: int = 0,
+    boxes: ArrayLike,
     sample_id: str = "",
 ) -> tuple[NDArray[np.uint8], NDArray[np.float64]]: ...
 

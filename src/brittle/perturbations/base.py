@@ -89,8 +89,10 @@ def check_severity(severity: int) -> int:
     ...
     brittle.errors.ConfigError: severity must be an integer from 1 to 5, got 6
     """
-    if isinstance(severity, bool) or not isinstance(severity, int | np.integer) or not (
-        1 <= int(severity) <= 5
+    if (
+        isinstance(severity, bool)
+        or not isinstance(severity, int | np.integer)
+        or not (1 <= int(severity) <= 5)
     ):
         raise ConfigError(f"severity must be an integer from 1 to 5, got {severity!r}")
     return int(severity)

@@ -6,6 +6,9 @@ changed class map re-scores without re-running the model, and a resumed run
 pays only for what is missing. Each batch is committed in one transaction:
 a crash or Ctrl-C loses at most the batch in flight.
 
+Scores of (model, condition) cells are cached too, under a key naming everything
+they depend on, so a warm re-run reads them instead of bootstrapping again.
+
 The run directory also records the images a run evaluated (ids, hashes, ground
 truth) so every number can be traced back to stored per-image data without the
 original dataset.
@@ -49,6 +52,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     error TEXT,
     PRIMARY KEY (model, image, perturbation, severity, seed)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS run_images (
     ordinal INTEGER PRIMARY KEY,
     id TEXT NOT NULL,
@@ -100,10 +104,17 @@ def _blob(a: np.ndarray) -> bytes:
 
 
 class PredictionCache:
-    """Open (creating if needed) the cache at ``path``; use as a context manager."""
+    """Open (creating if needed) the cache at ``path``; use as a context manager.
 
-    def __init__(self, path: Path) -> None:
+    ``readonly=True`` opens an existing file for reading only (a worker process reading
+    what the run's one writer, the main process, committed).
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        if readonly:
+            self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, timeout=60.0)
         # WAL lets a reader (report, export) open the file while a run writes to it,
@@ -114,9 +125,7 @@ class PredictionCache:
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             with self._db:
-                self._db.execute(
-                    "INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-                )
+                self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         elif row[0] != SCHEMA_VERSION:
             raise RuntimeError(
                 f"{path}: cache schema {row[0]} is not the supported {SCHEMA_VERSION}; "
@@ -155,6 +164,29 @@ class PredictionCache:
                 )
                 found[key] = CacheEntry(dets, row[3])
         return found
+
+    def present(self, keys: Sequence[CacheKey]) -> set[CacheKey]:
+        """The keys among ``keys`` that have a stored entry (without reading it)."""
+        query = (
+            "SELECT 1 FROM predictions WHERE model=? AND image=? "
+            "AND perturbation=? AND severity=? AND seed=?"
+        )
+        return {
+            k
+            for k in keys
+            if self._db.execute(
+                query, (k.model, k.image, k.perturbation, k.severity, k.seed)
+            ).fetchone()
+        }
+
+    def get_score(self, key: str) -> bytes | None:
+        """A cached cell score (see brittle.run.scoring), or None."""
+        row = self._db.execute("SELECT value FROM scores WHERE key=?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put_score(self, key: str, value: bytes) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO scores VALUES (?, ?)", (key, value))
 
     def put_many(self, items: Iterable[tuple[CacheKey, Detections, str | None]]) -> None:
         """Store predictions (or errors) in one transaction."""

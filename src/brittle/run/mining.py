@@ -1,0 +1,190 @@
+"""Failure mining: per model and perturbation, the images whose predictions changed most.
+
+For each (model, perturbation) the images are ranked by their largest behaviour change
+over the perturbation's severities: ``1 - consistency`` first, then the drop in F1
+against the ground truth, then the number of lost + gained + changed detections, then
+dataset order. The top ``k`` (only images that changed at all) are drawn as
+before/after pairs (:func:`brittle.gallery.draw_pair`: ground truth, clean predictions,
+perturbed predictions) into ``gallery/`` and listed in ``gallery/index.json`` for the
+report. A pair whose inputs have not changed since the last run is not drawn again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from brittle.gallery import draw_pair, encode_jpeg
+from brittle.perturbations import get_perturbation, rng_for
+from brittle.perturbations.base import transform_boxes
+from brittle.results import dump_json
+from brittle.run.cache import CacheKey, PredictionCache, RunImage
+from brittle.run.scoring import CellScore
+from brittle.types import GroundTruth
+
+if TYPE_CHECKING:
+    from brittle.data.base import Dataset
+    from brittle.evaluate import LoadedModel, RunOptions
+
+__all__ = ["GALLERY_DIR", "GALLERY_INDEX", "select", "write_gallery"]
+
+GALLERY_DIR = "gallery"
+GALLERY_INDEX = "index.json"
+
+
+def select(by_severity: Mapping[int, CellScore], k: int) -> list[tuple[int, int]]:
+    """The top ``k`` (image index, severity) pairs of one model under one perturbation.
+
+    >>> import numpy as np
+    >>> from brittle.run.scoring import CellScore
+    >>> def cell(n_matched, n_clean):
+    ...     e, i = np.zeros(0), np.array(n_clean) * 0
+    ...     return CellScore(3, e, e.astype(int), e, e, e, e, np.array(n_clean),
+    ...                      np.array(n_clean), np.array(n_matched), i, i, i,
+    ...                      np.full(3, np.nan), np.full(3, np.nan))
+    >>> select({1: cell([2, 1, 2], [2, 2, 2]), 5: cell([2, 0, 1], [2, 2, 2])}, k=5)
+    [(1, 5), (2, 5)]
+    """
+    best: dict[int, tuple[float, float, int, int]] = {}
+    for sev in sorted(by_severity):
+        c = by_severity[sev]
+        score = 1.0 - c.consistency
+        drop = c.f1_clean - c.f1_perturbed
+        events = c.lost + c.gained + c.changed
+        for i in range(c.n_images):
+            d = float(drop[i]) if np.isfinite(drop[i]) else -np.inf
+            cand = (float(score[i]), d, int(events[i]), sev)
+            if i not in best or cand > best[i]:
+                best[i] = cand
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], -kv[1][2], kv[0]))
+    return [(i, v[3]) for i, v in ranked if v[0] > 0][:k]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60] or "model"
+
+
+def write_gallery(
+    out_dir: Path,
+    dataset: Dataset,
+    models: Sequence[LoadedModel],
+    images: Sequence[RunImage],
+    cells: Mapping[tuple[str, str, int], CellScore],
+    opts: RunOptions,
+) -> None:
+    """Draw the top ``opts.gallery`` pairs per (model, perturbation); write the index."""
+    gallery = out_dir / GALLERY_DIR
+    gallery.mkdir(exist_ok=True)
+    index_path = gallery / GALLERY_INDEX
+    previous: dict[str, str] = {}
+    if index_path.is_file():
+        try:
+            previous = {e["file"]: e["key"] for e in json.loads(index_path.read_text())}
+        except (ValueError, KeyError, TypeError):
+            previous = {}
+    records = {r.id: r for r in dataset.records}
+    entries: list[dict[str, Any]] = []
+    with PredictionCache(out_dir / "cache.sqlite", readonly=True) as cache:
+        for mi, m in enumerate(models):
+            by_pert: dict[str, dict[int, CellScore]] = {}
+            for (name, pname, sev), cell in cells.items():
+                if name == m.name:
+                    by_pert.setdefault(pname, {})[sev] = cell
+            for pert_name, by_sev in by_pert.items():
+                for rank, (i, sev) in enumerate(select(by_sev, opts.gallery), start=1):
+                    im = images[i]
+                    cell = by_sev[sev]
+                    pert = get_perturbation(pert_name)
+                    file = f"{mi:02d}_{_safe(m.name)}/{pert_name}-{rank}.jpg"
+                    key = hashlib.blake2b(
+                        json.dumps(
+                            [m.predictor.fingerprint, m.label_map.index.tolist(), pert_name,
+                             pert.version, sev, opts.seed, im.id, im.hash, opts.scoring.conf],
+                        ).encode(),
+                        digest_size=16,
+                    ).hexdigest()  # fmt: skip
+                    path = gallery / file
+                    if previous.get(file) != key or not path.is_file():
+                        jpeg = _render(dataset, records[im.id], im, m, cache, pert_name, sev, opts)
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_bytes(jpeg)
+                    entries.append(
+                        {
+                            "model": m.name,
+                            "perturbation": pert_name,
+                            "family": pert.family,
+                            "severity": sev,
+                            "rank": rank,
+                            "image": im.id,
+                            "file": file,
+                            "key": key,
+                            "consistency": float(cell.consistency[i]),
+                            "n_clean": int(cell.n_clean[i]),
+                            "n_perturbed": int(cell.n_perturbed[i]),
+                            "lost": int(cell.lost[i]),
+                            "gained": int(cell.gained[i]),
+                            "changed": int(cell.changed[i]),
+                            "f1_clean": _num(cell.f1_clean[i]),
+                            "f1_perturbed": _num(cell.f1_perturbed[i]),
+                        }
+                    )
+    keep = {e["file"] for e in entries}
+    for old in gallery.glob("*/*.jpg"):
+        if old.relative_to(gallery).as_posix() not in keep:
+            old.unlink()
+    dump_json(entries, index_path)
+
+
+def _num(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def _render(
+    dataset: Dataset,
+    record: Any,
+    im: RunImage,
+    model: LoadedModel,
+    cache: PredictionCache,
+    pert_name: str,
+    severity: int,
+    opts: RunOptions,
+) -> bytes:
+    pert = get_perturbation(pert_name)
+    clean_img: NDArray[np.uint8] = dataset.load(record).image
+    h, w = clean_img.shape[:2]
+    rng = rng_for(opts.seed, pert.name, severity, im.id)
+    params = pert.params(severity, h, w, rng)
+    pert_img = pert.apply(clean_img, params, rng)
+    gt = im.targets if im.targets is not None else GroundTruth.empty()
+    if len(gt):
+        # Only the classes this model is scored on: the rest would be noise in the picture.
+        keep = np.isin(gt.labels, list(model.label_map.evaluable))
+        gt = GroundTruth(gt.boxes[keep], gt.labels[keep], gt.iscrowd[keep])
+    moved = gt
+    if pert.geometric and len(gt):
+        boxes, kept = transform_boxes(pert, gt.boxes, params, h, w)
+        moved = GroundTruth(boxes, gt.labels[kept], gt.iscrowd[kept])
+    fp = model.predictor.fingerprint
+    tag = f"{pert.name}@{pert.version}"
+    keys = [CacheKey(fp, im.hash), CacheKey(fp, im.hash, tag, severity, opts.seed)]
+    found = cache.get_many(keys)
+    dets = [model.label_map.apply(found[k].detections)[0] for k in keys]
+    pair = draw_pair(
+        clean_img,
+        pert_img,
+        gt_clean=gt,
+        gt_perturbed=moved,
+        dets_clean=dets[0],
+        dets_perturbed=dets[1],
+        class_names=dataset.class_names or model.label_map.dataset_names,
+        conf=opts.scoring.conf,
+        titles=(f"{im.id}: clean", f"{pert.name} severity {severity}"),
+    )
+    return encode_jpeg(pair, quality=80)

@@ -1,0 +1,218 @@
+"""What a run prints in the terminal: clean metrics, robustness, and the verdict.
+
+Shared by ``brittle eval`` / ``brittle run`` (after the run) and, later, ``brittle show``.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from brittle.results import CI, Results
+
+__all__ = ["fmt", "print_clean", "print_robustness", "print_verdict"]
+
+
+def fmt(v: float | None) -> str:
+    return "—" if v is None or v < 0 else f"{v:.3f}"
+
+
+def print_clean(console: Console, results: Results) -> None:
+    """Per model: AP per class; then the COCO summary of every labeled model."""
+    for name, m in results.models.items():
+        if m.clean is None:
+            console.print(f"[bold]{name}[/]: no labels, no metrics")
+            continue
+        console.print(
+            f"\n[bold]{name}[/] ({m.kind}) on {results.dataset.name}: "
+            f"{results.dataset.image_count} images",
+            highlight=False,
+        )
+        table = Table()
+        table.add_column("class")
+        table.add_column("GT boxes", justify="right")
+        table.add_column("AP50-95", justify="right")
+        table.add_column("AP50", justify="right")
+        for cls, pc in m.clean.per_class.items():
+            table.add_row(cls, str(pc.gt_count), fmt(pc.ap50_95), fmt(pc.ap50))
+        table.add_section()
+        table.add_row(
+            f"[bold]mean over {len(m.evaluated_classes)} evaluated[/]",
+            str(sum(pc.gt_count for pc in m.clean.per_class.values())),
+            f"[bold]{fmt(m.clean.map50_95)}[/]",
+            f"[bold]{fmt(m.clean.map50)}[/]",
+        )
+        console.print(table)
+        notes = []
+        if m.unevaluated_classes:
+            notes.append(
+                f"not predicted by this model (excluded from its mAP): "
+                f"{', '.join(m.unevaluated_classes)}"
+            )
+        if m.dropped_detections:
+            notes.append(f"{m.dropped_detections} detections of unmapped model classes dropped")
+        if m.failed_images:
+            notes.append(f"[red]model failed on {len(m.failed_images)} images[/]")
+        for n in notes:
+            console.print(f"  {n}", highlight=False)
+    labeled = {k: v for k, v in results.models.items() if v.clean is not None}
+    if labeled:
+        console.print("\n[bold]COCO metrics (clean)[/]")
+        summary = Table()
+        summary.add_column("model")
+        for col in ("mAP50-95", "mAP50", "mAP75", "small", "medium", "large", "AR100"):
+            summary.add_column(col, justify="right")
+        for name, m in labeled.items():
+            c = m.clean
+            assert c is not None
+            summary.add_row(
+                name,
+                *(
+                    fmt(x)
+                    for x in (
+                        c.map50_95,
+                        c.map50,
+                        c.map75,
+                        c.map_small,
+                        c.map_medium,
+                        c.map_large,
+                        c.ar100,
+                    )
+                ),
+            )
+        console.print(summary)
+
+
+def _ci(ci: CI, digits: int = 3) -> str:
+    return "" if ci is None else f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def _signed(v: float, ci: CI, digits: int = 3) -> str:
+    return f"{v:+.{digits}f} {_ci(ci, digits)}".rstrip()
+
+
+def print_robustness(console: Console, results: Results) -> None:
+    """Families x models (rPC or consistency with its interval), then each model's
+    five worst perturbations."""
+    models = {n: m for n, m in results.models.items() if m.families}
+    if not models:
+        return
+    level = results.suite.bootstrap.level if results.suite else 0.95
+    metric = (
+        "rPC" if all(m.risk and m.risk.basis == "rpc" for m in models.values()) else ("consistency")
+    )
+    console.print(
+        f"\n[bold]Robustness by family[/]: {metric}, {100 * level:.0f}% CI (1.0 = unaffected)",
+        highlight=False,
+    )
+    table = Table()
+    table.add_column("family")
+    for name in models:
+        table.add_column(name, justify="right")
+    families = list(dict.fromkeys(f for m in models.values() for f in m.families))
+    for f in families:
+        cells = []
+        for m in models.values():
+            fr = m.families.get(f)
+            if fr is None:
+                cells.append("—")
+            elif metric == "rPC":
+                cells.append(f"{fmt(fr.rpc)} {_ci(fr.rpc_ci, 2)}")
+            else:
+                cells.append(f"{fr.consistency:.3f} {_ci(fr.consistency_ci, 2)}")
+        table.add_row(f, *cells)
+    console.print(table)
+    for name, m in models.items():
+        worst = sorted(m.perturbations.items(), key=lambda kv: (-kv[1].degradation, kv[0]))[:5]
+        shown = ", ".join(
+            f"{p} ({fmt(pr.rpc) if pr.rpc is not None else f'{pr.consistency:.2f}'})"
+            for p, pr in worst
+        )
+        console.print(f"  [bold]{name}[/] worst: {shown}", highlight=False)
+
+
+def print_verdict(console: Console, results: Results) -> None:
+    """Risk per model, the recommendation, significant differences, augmentation verdicts."""
+    rated = {n: m for n, m in results.models.items() if m.risk is not None}
+    if not rated:
+        return
+    level = results.suite.bootstrap.level if results.suite else 0.95
+    pct = f"{100 * level:.0f}%"
+    console.print(
+        f"\n[bold]Risk score[/] (0-100, higher = riskier; {pct} CI; docs/robustness.md)",
+        highlight=False,
+    )
+    table = Table()
+    for col in ("model", "risk", pct + " CI", "clean mAP50-95", "worst families"):
+        table.add_column(col, justify="left" if col in ("model", "worst families") else "right")
+    for name in results.ranking:
+        m = rated[name]
+        assert m.risk is not None
+        worst = sorted(m.families.items(), key=lambda kv: (-kv[1].degradation, kv[0]))[:2]
+        table.add_row(
+            name,
+            f"{m.risk.value:.1f}",
+            _ci(m.risk.ci, 1),
+            fmt(m.clean.map50_95) if m.clean else "—",
+            ", ".join(f"{f} ({fr.degradation:.2f} lost)" for f, fr in worst),
+        )
+    console.print(table)
+    if len(results.ranking) > 1:
+        best, rest = results.ranking[0], results.ranking[1:]
+        firm = [
+            c for c in results.comparisons
+            if c.a == best and c.risk is not None and c.risk.more_robust == best
+        ]  # fmt: skip
+        if len(firm) == len(rest):
+            console.print(
+                f"[bold green]recommended: {best}[/]: the lowest risk score, significantly "
+                f"lower than {', '.join(rest)}",
+                highlight=False,
+            )
+        else:
+            tied = [c.b for c in results.comparisons if c.a == best and c not in firm]
+            console.print(
+                f"[bold]lowest risk: {best}[/], but not significantly lower than "
+                f"{', '.join(tied)} on these images: compare where they differ below",
+                highlight=False,
+            )
+    for c in results.comparisons:
+        for winner, loser in ((c.a, c.b), (c.b, c.a)):
+            wins = {f: d for f, d in c.families.items() if d.more_robust == winner}
+            if not wins:
+                continue
+            sign = 1.0 if winner == c.a else -1.0
+            shown = ", ".join(
+                f"{f} ({_signed(sign * d.difference, _flip(d.ci, sign < 0), 2)})"
+                for f, d in sorted(wins.items(), key=lambda kv: -abs(kv[1].difference))
+            )
+            console.print(
+                f"  {winner} is significantly more robust than {loser} to: {shown}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        ties = [f for f, d in c.families.items() if d.more_robust is None]
+        if ties:
+            console.print(
+                f"  {c.a} vs {c.b}, no significant difference: {', '.join(ties)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if results.verdicts:
+        console.print("\n[bold]Augmentation verdicts[/]")
+        colour = {"intended effect": "green", "backfired": "red"}
+        for v in results.verdicts:
+            style = colour.get(v.outcome, "yellow")
+            line = f"  {v.model} trained with [bold]{v.augmentation}[/] vs {v.reference}: "
+            line += f"[{style}]{v.outcome}[/]"
+            if v.difference is not None:
+                metric = "rPC" if v.difference.metric == "rpc" else v.difference.metric
+                line += (
+                    f", {metric} {_signed(v.difference.difference, v.difference.ci)} "
+                    f"on {', '.join(v.perturbations)}"
+                )
+            console.print(line, highlight=False, soft_wrap=True)
+
+
+def _flip(ci: CI, flip: bool) -> CI:
+    return None if ci is None else ((-ci[1], -ci[0]) if flip else ci)

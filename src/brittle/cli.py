@@ -378,6 +378,53 @@ app.command(
 )(eval_cmd)
 
 
+@app.command("compare")
+def compare_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories (of brittle run).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the merged results.json into this directory."),
+    ] = None,
+    trained_with: Annotated[
+        list[str] | None,
+        typer.Option("--trained-with", help="NAME=AUG,AUG...: a model's training augmentations."),
+    ] = None,
+    reference: Annotated[
+        list[str] | None,
+        typer.Option("--reference", help="NAME=REF: the model trained without them."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the merged results.json.")] = False,
+) -> None:
+    """Compare models across runs over the same images: paired intervals, ranking, verdicts."""
+    import json
+
+    from brittle.augmentations import parse_augmentations
+    from brittle.compare import compare_runs, write_comparison
+    from brittle.summary import print_robustness, print_verdict
+
+    def pairs(values: list[str] | None, option: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for v in values or []:
+            name, sep, rest = v.partition("=")
+            if not sep or not name or not rest:
+                _fail(f"{option} {v}: expected NAME=VALUE")
+            out[name] = rest
+        return out
+
+    augs = {k: parse_augmentations(v) for k, v in pairs(trained_with, "--trained-with").items()}
+    results = compare_runs(runs, trained_with=augs, reference=pairs(reference, "--reference"))
+    if out is not None:
+        path = write_comparison(results, out)
+    if as_json:
+        sys.stdout.write(json.dumps(results.model_dump(mode="json"), indent=2, sort_keys=True))
+        sys.stdout.write("\n")
+        return
+    print_robustness(console, results)
+    print_verdict(console, results)
+    if out is not None:
+        console.print(f"comparison: {path}", highlight=False)
+
+
 @app.command("export")
 def export_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by brittle.")],

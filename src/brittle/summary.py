@@ -8,6 +8,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from brittle.perturbations.base import FAMILIES
 from brittle.results import CI, Results
 
 __all__ = ["fmt", "print_clean", "print_robustness", "print_verdict"]
@@ -109,7 +110,9 @@ def print_robustness(console: Console, results: Results) -> None:
     table.add_column("family")
     for name in models:
         table.add_column(name, justify="right")
-    families = list(dict.fromkeys(f for m in models.values() for f in m.families))
+    present = {f for m in models.values() for f in m.families}
+    # results.json keeps keys sorted; show families in the catalogue's order.
+    families = [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
     for f in families:
         cells = []
         for m in models.values():
@@ -183,7 +186,7 @@ def print_verdict(console: Console, results: Results) -> None:
                 continue
             sign = 1.0 if winner == c.a else -1.0
             shown = ", ".join(
-                f"{f} ({_signed(sign * d.difference, _flip(d.ci, sign < 0), 2)})"
+                f"{f} ({_signed(sign * d.difference, _flip(d.ci, sign < 0))})"
                 for f, d in sorted(wins.items(), key=lambda kv: -abs(kv[1].difference))
             )
             console.print(

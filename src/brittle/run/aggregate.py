@@ -131,7 +131,7 @@ def model_scores(
 ) -> ModelScores:
     """Replicate every statistic of one model. ``families`` maps perturbation -> family."""
     n = weights.shape[1]
-    wf = weights.astype(np.float64) / n
+    wf = weights.astype(np.float64)
     clean_map = clean_map50 = None
     if clean.labeled:
         clean_map = Stat(float(clean.stats[0]), clean.map50_95_reps)
@@ -142,9 +142,10 @@ def model_scores(
     for key, cell in cells.items():
         cons = cell.consistency
         affected = (cons < strictness).astype(np.float64)
+        # Divide after the sum, so that an image set with every value 1 gives exactly 1.
         stats = {
-            "consistency": Stat(float(cons.mean()), wf @ cons),
-            "affected_fraction": Stat(float(affected.mean()), wf @ affected),
+            "consistency": Stat(float(cons.mean()), (wf @ cons) / n),
+            "affected_fraction": Stat(float(affected.mean()), (wf @ affected) / n),
         }
         if cell.labeled:
             stats["map50_95"] = Stat(float(cell.stats[0]), cell.map50_95_reps)
@@ -415,7 +416,8 @@ def load_replicates(path: Path) -> tuple[dict[str, Any], dict[str, ModelScores]]
         for p, sev in m["cells"]:
             s.cells[(p, int(sev))] = stats(f"{name}/cell/{p}/{sev}")
             s.perturbations.setdefault(p, stats(f"{name}/perturbation/{p}"))
-        s.family_members = {f: list(v) for f, v in m["family_members"].items()}
+        members = m["family_members"]
+        s.family_members = {f: list(members[f]) for f in FAMILIES if f in members}
         for f in s.family_members:
             s.families[f] = stats(f"{name}/family/{f}")
         s.risk = stats(f"{name}/risk").get("value")

@@ -3,7 +3,8 @@
 For each (model, perturbation) the images are ranked by their largest behaviour change
 over the perturbation's severities: ``1 - consistency`` first, then the drop in F1
 against the ground truth, then the number of lost + gained + changed detections, then
-dataset order. The top ``k`` (only images that changed at all) are drawn as
+dataset order (an image is shown at the mildest severity where its change is largest).
+The top ``k`` (only images that changed at all) are drawn as
 before/after pairs (:func:`brittle.gallery.draw_pair`: ground truth, clean predictions,
 perturbed predictions) into ``gallery/`` and listed in ``gallery/index.json`` for the
 report. A pair whose inputs have not changed since the last run is not drawn again.
@@ -52,19 +53,20 @@ def select(by_severity: Mapping[int, CellScore], k: int) -> list[tuple[int, int]
     >>> select({1: cell([2, 1, 2], [2, 2, 2]), 5: cell([2, 0, 1], [2, 2, 2])}, k=5)
     [(1, 5), (2, 5)]
     """
+    # Among equal changes the mildest severity wins: "already at severity 1" says more.
     best: dict[int, tuple[float, float, int, int]] = {}
-    for sev in sorted(by_severity):
+    for sev in sorted(by_severity, reverse=True):
         c = by_severity[sev]
         score = 1.0 - c.consistency
         drop = c.f1_clean - c.f1_perturbed
         events = c.lost + c.gained + c.changed
         for i in range(c.n_images):
             d = float(drop[i]) if np.isfinite(drop[i]) else -np.inf
-            cand = (float(score[i]), d, int(events[i]), sev)
-            if i not in best or cand > best[i]:
+            cand = (float(score[i]), d, int(events[i]), -sev)
+            if i not in best or cand >= best[i]:
                 best[i] = cand
     ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], -kv[1][2], kv[0]))
-    return [(i, v[3]) for i, v in ranked if v[0] > 0][:k]
+    return [(i, -v[3]) for i, v in ranked if v[0] > 0][:k]
 
 
 def _safe(name: str) -> str:

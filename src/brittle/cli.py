@@ -362,6 +362,15 @@ def eval_cmd(
     if as_json:
         sys.stdout.write((out_dir / RESULTS_FILE).read_text())
         return
+    if results.dataset.skipped_images:
+        shown = ", ".join(results.dataset.skipped_images[:5])
+        more = len(results.dataset.skipped_images) - 5
+        err_console.print(
+            f"[yellow]warning:[/] {len(results.dataset.skipped_images)} images could not be "
+            f"read and were skipped: {shown}{f' and {more} more' if more > 0 else ''}",
+            highlight=False,
+            soft_wrap=True,
+        )
     print_clean(console, results)
     print_robustness(console, results)
     print_verdict(console, results)

@@ -396,7 +396,9 @@ def _score(
             scores[msg.model, msg.condition] = msg.score
             cache.put_score(keys[msg.model, msg.condition], msg.score.to_bytes())
             bar.advance(1)
-    return scores
+    # In (model, condition) order whatever order the workers finished in: the files
+    # written from these (images.parquet, the gallery) must not depend on timing.
+    return {k: scores[k] for k in sorted(scores)}
 
 
 def _finish(
@@ -492,7 +494,7 @@ def _finish(
             class_names=list(dataset.class_names),
             box_count=int(sum(len(g) for g in gts)),
             issues=dataset.issues.counts(),
-            skipped_images=sorted(plan.skipped),
+            skipped_images=_skipped(dataset, plan),
         ),
         settings=opts.settings,
         suite=_suite_info(suite, opts),
@@ -514,7 +516,8 @@ def _finish(
         aggregate.save_replicates(
             out_dir / aggregate.REPLICATES_FILE, model_scores, images_digest(plan.kept), opts
         )
-        if opts.gallery > 0:
+        # Also with --gallery 0: an older gallery in this directory must not outlive its run.
+        if opts.gallery > 0 or (out_dir / mining.GALLERY_DIR).exists():
             mining.write_gallery(out_dir, dataset, models, plan.kept, by_cell, opts)
     run_info = {
         "started_at": started_at.isoformat(timespec="seconds"),
@@ -532,6 +535,11 @@ def _finish(
     }
     (out_dir / RUN_FILE).write_text(json.dumps(run_info, indent=2) + "\n")
     return results
+
+
+def _skipped(dataset: Dataset, plan: _Plan) -> list[str]:
+    """Ids of the images that could not be read, at indexing or during the run."""
+    return sorted({*plan.skipped, *dataset.issues.skipped})
 
 
 def _suite_info(suite: Suite | None, opts: RunOptions) -> SuiteInfo | None:

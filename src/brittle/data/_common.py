@@ -97,12 +97,14 @@ def safe_relative(name: str) -> str | None:
     return norm
 
 
-def index_image(path: Path, log: IssueLog) -> ImageHeader | None:
-    """Read ``path``'s header, counting its notes; None (and ``unreadable_image``) on failure."""
+def index_image(path: Path, log: IssueLog, image_id: str) -> ImageHeader | None:
+    """Read ``path``'s header, counting its notes; None (``unreadable_image``, and the id
+    in ``log.skipped``) on failure."""
     try:
         header = read_image_header(path)
     except ImageError as exc:
         log.add("unreadable_image", path, None, exc.reason)
+        log.skipped.append(image_id)
         return None
     for note in header.notes:
         log.add(note.kind, path, None, note.message)

@@ -93,6 +93,8 @@ class IssueLog:
         self._keep = keep
         self._counts: dict[str, int] = {}
         self._examples: dict[str, list[Issue]] = {}
+        #: ids of every image that could not be indexed (not just the first few)
+        self.skipped: list[str] = []
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, object]:

@@ -371,7 +371,7 @@ class CocoReader:
                 )
                 continue
             seen.add(im.rel)
-            header = index_image(file, log)
+            header = index_image(file, log, im.rel)
             if header is None:
                 continue
             w, h = header.width, header.height

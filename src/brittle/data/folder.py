@@ -55,7 +55,7 @@ class FolderReader:
         log = IssueLog(strict=strict)
         records = []
         for image in list_images(root):
-            header = index_image(image, log)
+            header = index_image(image, log, relative_id(image, root))
             if header is not None:
                 records.append(
                     ImageRecord(relative_id(image, root), image, header.width, header.height, None)

@@ -351,7 +351,7 @@ class VocReader:
                 )
                 continue
             seen.add(rid)
-            header = index_image(image, log)
+            header = index_image(image, log, rid)
             if header is None:
                 continue
             if xml is None:

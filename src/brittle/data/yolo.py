@@ -458,7 +458,7 @@ class YoloReader:
             seen.add(rid)
             label = label_path_for(image)
             used.add(label)
-            header = index_image(image, log)
+            header = index_image(image, log, rid)
             if header is None:
                 continue
             targets = parse_label_file(label, header.width, header.height, nc, log)

@@ -20,6 +20,7 @@ any function ``(image, severity, rng) -> image`` can be used by reference as
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, overload
 
@@ -55,6 +56,8 @@ registry: Registry[type[Perturbation]] = Registry(
 
 _BUILTIN_MODULES = ("noise", "blur", "weather", "light", "digital", "geometric", "occlusion")
 _loaded = False
+_done = False
+_load_lock = threading.RLock()
 
 
 def register(cls: type[Perturbation]) -> type[Perturbation]:
@@ -65,16 +68,22 @@ def register(cls: type[Perturbation]) -> type[Perturbation]:
 
 
 def _load_builtins() -> None:
-    global _loaded
-    if _loaded:
+    global _loaded, _done
+    if _done:
         return
-    _loaded = True
-    for mod in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(f"brittle.perturbations.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"brittle.perturbations.{mod}":
-                raise
+    # Another thread waits here until the catalogue is complete; the loading thread itself
+    # re-enters (the family modules register through this package) and sees _loaded.
+    with _load_lock:
+        if _loaded:
+            return
+        _loaded = True
+        for mod in _BUILTIN_MODULES:
+            try:
+                importlib.import_module(f"brittle.perturbations.{mod}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"brittle.perturbations.{mod}":
+                    raise
+        _done = True
 
 
 class FunctionPerturbation(Perturbation):

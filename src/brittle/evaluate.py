@@ -193,6 +193,7 @@ class _Plan:
     kept: list[RunImage] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     model_seconds: dict[str, float] = field(default_factory=dict)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _conditions(suite: Suite | None) -> tuple[Condition, ...]:
@@ -260,7 +261,9 @@ def run_evaluation(
     ):
         plan = _predict(dataset, models, cache, pool, cache_conditions, opts, bar)
         cache.set_run_images(plan.kept)
+        plan.phase_seconds["predict"] = time.perf_counter() - started
         scores = _score(models, cache, pool, plan.kept, conditions, cache_conditions, opts, bar)
+        plan.phase_seconds["score"] = time.perf_counter() - started - plan.phase_seconds["predict"]
     return _finish(dataset, models, out_dir, opts, plan, scores, conditions, started, started_at)
 
 
@@ -523,6 +526,10 @@ def _finish(
         "started_at": started_at.isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 3),
         "workers": opts.workers,
+        "phase_seconds": {
+            **{k: round(v, 3) for k, v in plan.phase_seconds.items()},
+            "write": round(time.perf_counter() - started - sum(plan.phase_seconds.values()), 3),
+        },
         "model_seconds": {k: round(v, 3) for k, v in plan.model_seconds.items()},
         # One prediction per (image, condition): the clean image plus every suite cell.
         "inferred_predictions": {m.name: m.inferred for m in models},

@@ -155,20 +155,24 @@ class RiskResult(_Strict):
 class Difference(_Strict):
     """A paired difference between two models (``a`` minus ``b``) on the same images."""
 
-    metric: Literal["rpc", "consistency", "risk"]
+    metric: Literal["rpc", "consistency", "risk", "map50_95"]
     a: float
     b: float
     difference: float
     ci: CI = _ci("the difference")
-    more_robust: str | None = Field(
+    better: str | None = Field(
         default=None,
-        description="the model that is more robust, stated only when the interval excludes 0",
+        description="the better model (more robust; for map50_95 more accurate), stated only "
+        "when the interval excludes 0",
     )
 
 
 class Comparison(_Strict):
     a: str
     b: str
+    clean: Difference | None = Field(
+        default=None, description="clean mAP@[.5:.95], when both models have labels"
+    )
     risk: Difference | None = None
     families: dict[str, Difference] = Field(default_factory=dict)
     perturbations: dict[str, Difference] = Field(default_factory=dict)

@@ -164,12 +164,23 @@ def print_verdict(console: Console, results: Results) -> None:
         best, rest = results.ranking[0], results.ranking[1:]
         firm = [
             c for c in results.comparisons
-            if c.a == best and c.risk is not None and c.risk.more_robust == best
+            if c.a == best and c.risk is not None and c.risk.better == best
         ]  # fmt: skip
-        if len(firm) == len(rest):
+        # A lower risk is a smaller relative loss; say so when it comes with a
+        # significantly lower clean accuracy, which risk alone does not show.
+        more_accurate = [
+            c.b for c in results.comparisons
+            if c.a == best and c.clean is not None and c.clean.better == c.b
+        ]  # fmt: skip
+        if len(firm) == len(rest) and not more_accurate:
             console.print(
                 f"[bold green]recommended: {best}[/]: the lowest risk score, significantly "
                 f"lower than {', '.join(rest)}",
+                highlight=False,
+            )
+        elif len(firm) == len(rest):
+            console.print(
+                f"[bold]lowest risk: {best}[/], significantly lower than {', '.join(rest)}",
                 highlight=False,
             )
         else:
@@ -179,9 +190,18 @@ def print_verdict(console: Console, results: Results) -> None:
                 f"{', '.join(tied)} on these images: compare where they differ below",
                 highlight=False,
             )
+        for c in results.comparisons:
+            if c.a == best and c.clean is not None and c.clean.better == c.b:
+                console.print(
+                    f"  but {c.b} is significantly more accurate on clean images: mAP50-95 "
+                    f"{c.clean.b:.3f} vs {c.clean.a:.3f} "
+                    f"({_signed(-c.clean.difference, _flip(c.clean.ci, True))})",
+                    highlight=False,
+                    soft_wrap=True,
+                )
     for c in results.comparisons:
         for winner, loser in ((c.a, c.b), (c.b, c.a)):
-            wins = {f: d for f, d in c.families.items() if d.more_robust == winner}
+            wins = {f: d for f, d in c.families.items() if d.better == winner}
             if not wins:
                 continue
             sign = 1.0 if winner == c.a else -1.0
@@ -194,7 +214,7 @@ def print_verdict(console: Console, results: Results) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
-        ties = [f for f, d in c.families.items() if d.more_robust is None]
+        ties = [f for f, d in c.families.items() if d.better is None]
         if ties:
             console.print(
                 f"  {c.a} vs {c.b}, no significant difference: {', '.join(ties)}",

@@ -282,7 +282,7 @@ def test_a_flip_augmentation_that_backfired(tmp_path: Path) -> None:
     assert [comparison["a"], comparison["b"]] == res["ranking"]
     flip = comparison["perturbations"]["hflip"]
     assert flip["metric"] == "rpc"
-    assert flip["more_robust"] == "rect"
+    assert flip["better"] == "rect"
     assert not flip["ci"][0] <= 0 <= flip["ci"][1]
     verdicts = {v["augmentation"]: v for v in res["verdicts"]}
     assert set(verdicts) == {"hflip", "mosaic"}
@@ -290,7 +290,7 @@ def test_a_flip_augmentation_that_backfired(tmp_path: Path) -> None:
     assert (backfired["model"], backfired["reference"]) == ("lefty", "rect")
     assert backfired["outcome"] == "backfired"
     assert backfired["perturbations"] == ["hflip"]
-    assert backfired["difference"]["more_robust"] == "rect"
+    assert backfired["difference"]["better"] == "rect"
     assert backfired["difference"]["difference"] < 0  # lefty minus rect
     assert set(backfired["details"]) == {"hflip"}
     # mosaic protects against no single perturbation: nothing in the suite can judge it.

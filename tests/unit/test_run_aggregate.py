@@ -135,16 +135,16 @@ def test_comparisons_call_a_difference_only_when_the_interval_excludes_zero() ->
     a = _model({"hflip": 1.0, "gaussian_noise": 0.9, "motion_blur": 0.7})
     b = _model({"hflip": 0.5, "gaussian_noise": 0.9, "motion_blur": 0.7})
     c = aggregate.compare("a", a, "b", b, 0.95)
-    assert c.perturbations["hflip"].more_robust == "a"
+    assert c.perturbations["hflip"].better == "a"
     ci = c.perturbations["hflip"].ci
     assert ci is not None
     assert ci[0] > 0
     # Same per-image values: the paired difference is exactly 0 on every resample.
     assert c.perturbations["gaussian_noise"].difference == 0.0
     assert c.perturbations["gaussian_noise"].ci == (0.0, 0.0)
-    assert c.perturbations["gaussian_noise"].more_robust is None
+    assert c.perturbations["gaussian_noise"].better is None
     assert c.risk is not None
-    assert c.risk.more_robust == "a"
+    assert c.risk.better == "a"
     assert c.risk.difference < 0
     assert aggregate.ranking({"b": b, "a": a}) == ["a", "b"]
 

@@ -245,7 +245,7 @@ def model_tables(
 
 
 def _difference(
-    metric: Literal["rpc", "consistency", "risk"],
+    metric: Literal["rpc", "consistency", "risk", "map50_95"],
     a_name: str,
     b_name: str,
     a: Stat,
@@ -259,9 +259,7 @@ def _difference(
         # Higher rPC / consistency is more robust; a higher risk is less.
         a_better = (ci[0] > 0) != (metric == "risk")
         better = a_name if a_better else b_name
-    return Difference(
-        metric=metric, a=a.value, b=b.value, difference=d.value, ci=ci, more_robust=better
-    )
+    return Difference(metric=metric, a=a.value, b=b.value, difference=d.value, ci=ci, better=better)
 
 
 def _common_metric(a: ModelScores, b: ModelScores) -> Metric:
@@ -283,10 +281,14 @@ def compare(a_name: str, a: ModelScores, b_name: str, b: ModelScores, level: flo
         for f in a.families
         if f in b.families and metric in a.families[f] and metric in b.families[f]
     }
-    risk = None
+    risk = clean = None
     if a.risk is not None and b.risk is not None and a.basis == b.basis:
         risk = _difference("risk", a_name, b_name, a.risk, b.risk, level)
-    return Comparison(a=a_name, b=b_name, risk=risk, families=fams, perturbations=perts)
+    if a.clean_map is not None and b.clean_map is not None:
+        clean = _difference("map50_95", a_name, b_name, a.clean_map, b.clean_map, level)
+    return Comparison(
+        a=a_name, b=b_name, clean=clean, risk=risk, families=fams, perturbations=perts
+    )
 
 
 def ranking(scores: Mapping[str, ModelScores]) -> list[str]:
@@ -334,9 +336,9 @@ def verdicts(
             mean_b = _mean([b.perturbations[p][metric] for p in targets])
             diff = _difference(metric, model, ref, mean_a, mean_b, level)
             outcome: Literal["intended effect", "no measurable effect", "backfired"]
-            if diff.more_robust == model:
+            if diff.better == model:
                 outcome = "intended effect"
-            elif diff.more_robust == ref:
+            elif diff.better == ref:
                 outcome = "backfired"
             else:
                 outcome = "no measurable effect"

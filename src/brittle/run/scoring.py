@@ -48,7 +48,7 @@ __all__ = [
 
 #: Bump when a change here changes any number a cell score holds (invalidates the
 #: score cache; predictions stay valid).
-SCORING_VERSION = 1
+SCORING_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,10 +237,12 @@ def _map_replicates(
 
     def mean_defined(x: NDArray[np.float64]) -> NDArray[np.float64]:
         flat = x.reshape(len(x), -1)
-        ok = flat > -1
-        n = ok.sum(axis=1)
+        undefined = np.count_nonzero(flat == -1.0, axis=1)
+        n = flat.shape[1] - undefined
+        # Undefined entries are exactly -1: adding their count back removes them from the
+        # sum without building a masked copy of the (B, T, R, K) table.
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(n > 0, np.where(ok, flat, 0.0).sum(axis=1) / n, np.nan)
+            return np.where(n > 0, (flat.sum(axis=1) + undefined) / n, np.nan)
 
     return mean_defined(p), mean_defined(p[:, t50])
 

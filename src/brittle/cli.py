@@ -296,7 +296,7 @@ def eval_cmd(
     ] = None,
     gallery: Annotated[
         int, typer.Option(help="Failure gallery: images per model and perturbation.", min=0)
-    ] = 3,
+    ] = 2,
 ) -> None:
     """Evaluate models: exact COCO mAP per model and class (eval), plus robustness under a
     suite of perturbations (run)."""

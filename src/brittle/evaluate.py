@@ -182,7 +182,7 @@ class RunOptions:
     workers: int = 1
     threads: int | None = None
     fail_fast: bool = False
-    gallery: int = 3
+    gallery: int = 2
     settings: Settings = field(default_factory=Settings)
 
 
@@ -519,6 +519,7 @@ def _finish(
         aggregate.save_replicates(
             out_dir / aggregate.REPLICATES_FILE, model_scores, images_digest(plan.kept), opts
         )
+        mining.write_preview(out_dir, dataset, plan.kept, suite.severities, opts.seed)
         # Also with --gallery 0: an older gallery in this directory must not outlive its run.
         if opts.gallery > 0 or (out_dir / mining.GALLERY_DIR).exists():
             mining.write_gallery(out_dir, dataset, models, plan.kept, by_cell, opts)

@@ -19,10 +19,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from brittle.gallery import draw_pair, encode_jpeg
+from brittle.gallery import GT_COLOR, draw_pair, encode_jpeg
 from brittle.perturbations import get_perturbation, rng_for
 from brittle.perturbations.base import transform_boxes
 from brittle.results import dump_json
@@ -34,10 +35,18 @@ if TYPE_CHECKING:
     from brittle.data.base import Dataset
     from brittle.evaluate import LoadedModel, RunOptions
 
-__all__ = ["GALLERY_DIR", "GALLERY_INDEX", "select", "write_gallery"]
+__all__ = [
+    "GALLERY_DIR",
+    "GALLERY_INDEX",
+    "PREVIEW_DIR",
+    "select",
+    "write_gallery",
+    "write_preview",
+]
 
 GALLERY_DIR = "gallery"
 GALLERY_INDEX = "index.json"
+_PAIR_SIDE = 400
 
 
 def select(by_severity: Mapping[int, CellScore], k: int) -> list[tuple[int, int]]:
@@ -188,5 +197,71 @@ def _render(
         class_names=dataset.class_names or model.label_map.dataset_names,
         conf=opts.scoring.conf,
         titles=(f"{im.id}: clean", f"{pert.name} severity {severity}"),
+        max_side=_PAIR_SIDE,
     )
-    return encode_jpeg(pair, quality=80)
+    # Sized for a report of a few hundred pairs to stay well under 15 MB.
+    return encode_jpeg(pair, quality=72)
+
+
+PREVIEW_DIR = "preview"
+_PREVIEW_SIDE = 200
+
+
+def write_preview(
+    out_dir: Path,
+    dataset: Dataset,
+    images: Sequence[RunImage],
+    severities: Mapping[str, Sequence[int]],
+    seed: int,
+) -> None:
+    """One dataset image under every (perturbation, severity) of the suite, as thumbnails
+    (``preview/<perturbation>-<severity>.jpg``, ground truth drawn and moved with the
+    pixels), listed in ``preview/index.json`` for the report.
+
+    The image is the one with the most ground-truth boxes among the first 50 (the first
+    image on unlabeled data): the preview should show objects, not an empty frame.
+    """
+    if not images:
+        return
+    head = images[:50]
+    pick = max(range(len(head)), key=lambda i: (len(head[i].targets or ()), -i))
+    im = head[pick]
+    record = {r.id: r for r in dataset.records}[im.id]
+    clean = dataset.load(record).image
+    h, w = clean.shape[:2]
+    gt = im.targets if im.targets is not None else GroundTruth.empty()
+    folder = out_dir / PREVIEW_DIR
+    folder.mkdir(exist_ok=True)
+
+    def thumb(image: NDArray[np.uint8], boxes: GroundTruth) -> bytes:
+        scale = min(1.0, _PREVIEW_SIDE / max(image.shape[:2]))
+        small = np.ascontiguousarray(
+            cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), np.uint8
+        )
+        # Thin ground-truth outlines only: at thumbnail size labels would hide the picture.
+        for x1, y1, x2, y2 in np.rint(boxes.boxes * scale).astype(int):
+            cv2.rectangle(small, (x1, y1), (x2, y2), GT_COLOR, 1)
+        return encode_jpeg(small, quality=72)
+
+    entries: dict[str, Any] = {
+        "image": im.id,
+        "clean": f"{PREVIEW_DIR}/clean.jpg",
+        "perturbations": {},
+    }
+    (folder / "clean.jpg").write_bytes(thumb(clean, gt))
+    for name, sevs in severities.items():
+        pert = get_perturbation(name)
+        files = {}
+        for sev in sevs:
+            rng = rng_for(seed, pert.name, sev, im.id)
+            params = pert.params(sev, h, w, rng)
+            image = pert.apply(clean, params, rng)
+            moved = gt
+            if pert.geometric and len(gt):
+                boxes, kept = transform_boxes(pert, gt.boxes, params, h, w)
+                moved = GroundTruth(boxes, gt.labels[kept], gt.iscrowd[kept])
+            file = f"{name}-{sev}.jpg"
+            (folder / file).write_bytes(thumb(image, moved))
+            files[str(sev)] = f"{PREVIEW_DIR}/{file}"
+        entries["perturbations"][name] = {"family": pert.family, "severities": files}
+    dump_json(entries, folder / GALLERY_INDEX)

@@ -21,6 +21,8 @@ from brittle.errors import BrittleError
 if TYPE_CHECKING:
     from brittle.data.base import Dataset
     from brittle.evaluate import LoadedModel
+    from brittle.results import Results
+    from brittle.run.suites import Suite
 
 app = typer.Typer(
     name="brittle",
@@ -210,13 +212,16 @@ class _RichProgress:
 
 def eval_cmd(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Option("--data", help="Dataset: folder, data.yaml or COCO json.")],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Dataset: folder, data.yaml or COCO json."),
+    ] = None,
     model: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--model", help="[NAME=]SPEC: a .onnx file or path/to/file.py:Name. Repeatable."
         ),
-    ],
+    ] = None,
     class_map: Annotated[
         list[str] | None,
         typer.Option("--class-map", help="[NAME=]FILE: YAML of model class -> dataset class."),
@@ -255,8 +260,8 @@ def eval_cmd(
         str | None,
         typer.Option(
             "--suite",
-            help="Perturbation suite: quick, standard, full, imagenet-c "
-            "(run: default standard; eval: none).",
+            help="Perturbation suite: quick, standard, full, imagenet-c, or a suite file "
+            "(YAML: data, models, perturbations, scoring, checks) (run: default standard).",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every perturbation's randomness.")] = 0,
@@ -297,6 +302,16 @@ def eval_cmd(
     gallery: Annotated[
         int, typer.Option(help="Failure gallery: images per model and perturbation.", min=0)
     ] = 2,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Then apply the suite file's checks (exit 1 on failure)."),
+    ] = False,
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="With --check: an earlier run to compare.")
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="With --check: write JUnit XML here.")
+    ] = None,
 ) -> None:
     """Evaluate models: exact COCO mAP per model and class (eval), plus robustness under a
     suite of perturbations (run)."""
@@ -308,10 +323,43 @@ def eval_cmd(
     from brittle.run.scoring import ScoreOptions
     from brittle.run.suites import builtin_suite
     from brittle.run.worker import usable_cores
-    from brittle.summary import print_clean, print_robustness, print_verdict
 
-    suite_name = suite or ("standard" if ctx.info_name == "run" else None)
-    chosen = builtin_suite(suite_name) if suite_name else None
+    suite_file = None
+    if suite is not None and (suite.endswith((".yaml", ".yml")) or Path(suite).is_file()):
+        from brittle.cli_suite import model_spec, resolve
+        from brittle.suitefile import load_suite
+
+        if data is not None or model:
+            _fail(
+                f"--suite {suite} names the dataset and models; drop --data/--model "
+                "(or drop the suite file)"
+            )
+        suite_file = load_suite(Path(suite))
+        base = Path(suite).parent
+        sf = suite_file
+        data = resolve(base, sf.dataset.path)
+        split, data_format = sf.dataset.split, sf.dataset.format
+        model = [f"{m.name}={model_spec(base, m.spec)}" for m in sf.models]
+        class_map = [f"{m.name}={resolve(base, m.class_map)}" for m in sf.models if m.class_map]
+        fmt = [f"{m.name}={m.format}" for m in sf.models if m.format]
+        input_size = [f"{m.name}={m.input_size}" for m in sf.models if m.input_size]
+        trained_with = [f"{m.name}={','.join(m.trained_with)}" for m in sf.models if m.trained_with]
+        reference = [f"{m.name}={m.reference}" for m in sf.models if m.reference]
+        seed, resamples = sf.scoring.seed, sf.scoring.resamples
+        operating_conf, strictness = sf.scoring.operating_conf, sf.scoring.strictness
+        conf, iou, max_det = sf.scoring.conf, sf.scoring.iou, sf.scoring.max_det
+        if out is None and sf.output is not None:
+            out = resolve(base, sf.output)
+    elif check:
+        _fail("--check needs a suite file: --suite brittle.yaml (its checks are applied)")
+    if data is None or not model:
+        _fail("give --data and --model (or a suite file: --suite brittle.yaml)")
+    chosen: Suite | None
+    if suite_file is not None:
+        chosen = suite_file.resolved()
+    else:
+        suite_name = suite or ("standard" if ctx.info_name == "run" else None)
+        chosen = builtin_suite(suite_name) if suite_name else None
     dataset = open_dataset(data, format=data_format, split=split, strict=strict)
     if len(dataset) == 0:
         _fail(f"{data}: the dataset has no images")
@@ -359,9 +407,24 @@ def eval_cmd(
                 soft_wrap=True,
             )
             raise typer.Exit(130) from None
+    from brittle.report import write_report
+
+    report = write_report(out_dir)
     if as_json:
         sys.stdout.write((out_dir / RESULTS_FILE).read_text())
-        return
+    else:
+        _print_run(results, out_dir, report)
+    if check and suite_file is not None:
+        from brittle.cli_suite import EXIT_CHECK_FAILED, apply_checks
+
+        if apply_checks(out_dir, suite_file, baseline, junit):
+            raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _print_run(results: Results, out_dir: Path, report: Path) -> None:
+    from brittle.evaluate import RESULTS_FILE
+    from brittle.summary import print_clean, print_robustness, print_verdict
+
     if results.dataset.skipped_images:
         shown = ", ".join(results.dataset.skipped_images[:5])
         more = len(results.dataset.skipped_images) - 5
@@ -375,6 +438,7 @@ def eval_cmd(
     print_robustness(console, results)
     print_verdict(console, results)
     console.print(f"results: {out_dir / RESULTS_FILE}", highlight=False)
+    console.print(f"report:  {report}", highlight=False)
 
 
 app.command(
@@ -657,6 +721,10 @@ def _render_preview(
         f"wrote {out}: {len(names)} perturbations x severities 1-5 of {image_path}",
         highlight=False,
     )
+
+
+# report, show and serve live in their own module; importing it registers them on `app`.
+from brittle import cli_report, cli_suite  # noqa: E402, F401
 
 
 def main() -> None:

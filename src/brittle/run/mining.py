@@ -226,12 +226,28 @@ def write_preview(
     head = images[:50]
     pick = max(range(len(head)), key=lambda i: (len(head[i].targets or ()), -i))
     im = head[pick]
+    folder = out_dir / PREVIEW_DIR
+    versions = {n: get_perturbation(n).version for n in severities}
+    key = hashlib.blake2b(
+        json.dumps(
+            [im.id, im.hash, seed, {n: list(s) for n, s in severities.items()}, versions]
+        ).encode(),
+        digest_size=16,
+    ).hexdigest()
+    index_path = folder / GALLERY_INDEX
+    if index_path.is_file():
+        try:
+            if json.loads(index_path.read_text()).get("key") == key:
+                return  # the same thumbnails as last time: a warm re-run draws nothing
+        except (ValueError, AttributeError):
+            pass
     record = {r.id: r for r in dataset.records}[im.id]
     clean = dataset.load(record).image
     h, w = clean.shape[:2]
     gt = im.targets if im.targets is not None else GroundTruth.empty()
-    folder = out_dir / PREVIEW_DIR
     folder.mkdir(exist_ok=True)
+    for old in folder.glob("*.jpg"):
+        old.unlink()
 
     def thumb(image: NDArray[np.uint8], boxes: GroundTruth) -> bytes:
         scale = min(1.0, _PREVIEW_SIDE / max(image.shape[:2]))
@@ -245,6 +261,7 @@ def write_preview(
 
     entries: dict[str, Any] = {
         "image": im.id,
+        "key": key,
         "clean": f"{PREVIEW_DIR}/clean.jpg",
         "perturbations": {},
     }

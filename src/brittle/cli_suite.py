@@ -1,0 +1,205 @@
+"""Suite files and the CI gate: ``schema``, ``init``, ``validate`` and ``check``.
+
+Registered on the main typer app by :mod:`brittle.cli`. Exit codes (every command): 0 all
+checks passed (warnings allowed), 1 a check failed, 2 usage or configuration error, 3
+internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from brittle.cli import _fail, app, console, err_console
+
+if TYPE_CHECKING:
+    from brittle.suitefile import SuiteFile
+
+EXIT_CHECK_FAILED = 1
+
+
+@app.command("schema")
+def schema_cmd() -> None:
+    """Print the JSON Schema of suite files (point your editor's YAML support at it)."""
+    from brittle.suitefile import suite_json_schema
+
+    sys.stdout.write(json.dumps(suite_json_schema(), indent=2, sort_keys=True) + "\n")
+
+
+@app.command("validate")
+def validate_cmd(
+    suite: Annotated[Path, typer.Argument(help="A suite file (YAML).")],
+) -> None:
+    """Check a suite file without running anything: every problem, with its location."""
+    from brittle.suitefile import load_suite
+
+    sf = load_suite(suite)
+    cells = sf.resolved().cells()
+    missing = [
+        p for p in _paths(sf, suite.parent) if not p.exists()
+    ]  # fmt: skip
+    for p in missing:
+        err_console.print(f"[yellow]warning:[/] {p} does not exist (yet)", highlight=False)
+    console.print(
+        f"{suite}: valid: {len(sf.models)} models, {len(cells)} perturbation cells, "
+        f"{len(sf.checks)} checks",
+        highlight=False,
+    )
+
+
+def _paths(sf: SuiteFile, base: Path) -> list[Path]:
+    """The files a suite names (dataset, model files, class maps), resolved."""
+    out = [resolve(base, sf.dataset.path)]
+    for m in sf.models:
+        spec = model_spec(base, m.spec)
+        if spec.endswith(".onnx") or ".py:" in spec:
+            out.append(Path(spec.rsplit(":", 1)[0] if ".py:" in spec else spec))
+        if m.class_map:
+            out.append(resolve(base, m.class_map))
+    return out
+
+
+def resolve(base: Path, path: str) -> Path:
+    """A path from a suite file: relative to the file's folder."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def model_spec(base: Path, spec: str) -> str:
+    """A model spec from a suite file with its file part made relative to the suite."""
+    if spec.endswith(".onnx"):
+        return str(resolve(base, spec))
+    module, sep, attr = spec.rpartition(":")
+    if sep and module.endswith(".py"):
+        return f"{resolve(base, module)}:{attr}"
+    return spec
+
+
+_STARTER = """\
+# brittle suite: what to test, how, and what must hold. `brittle validate {name}` checks it,
+# `brittle run --suite {name} --check` runs it and gates, `brittle schema` has every key.
+version: 1
+
+dataset:
+  path: {data}               # folder, data.yaml or COCO json (relative to this file)
+  # split: val
+  # format: yolo             # yolo | coco | voc | folder (detected when absent)
+
+models:
+{models}
+scoring:
+  seed: 0                    # seed of every perturbation's randomness
+  operating_conf: 0.3        # confidence of the label-free consistency measures
+  strictness: 0.75           # consistency below this counts an image as affected
+  resamples: 1000            # bootstrap resamples behind every interval
+
+perturbations:
+  base: standard             # quick | standard | full | imagenet-c
+  # remove: [vflip]
+  # add:
+  #   - {{name: motion_blur, severities: [1, 2, 3, 4, 5]}}
+
+checks:
+  - metric: clean_map50_95   # clean accuracy must stay above a floor
+    min: 0.0
+  - metric: risk             # 0-100, higher = riskier
+    max: 60
+  - metric: rpc              # relative mAP under each blur perturbation
+    family: blur
+    min: 0.5
+    on_fail: warn            # report, do not fail the build
+  # With --baseline RUN_DIR: fail only when the paired interval shows a real loss
+  # - {{metric: rpc, family: geometric, no_regression: 0.02}}
+
+# output: runs/ci            # run directory (relative to this file)
+"""
+
+
+@app.command("init")
+def init_cmd(
+    data: Annotated[str, typer.Option("--data", help="Dataset path (as the suite should say).")],
+    model: Annotated[list[str], typer.Option("--model", help="[NAME=]SPEC; repeatable.")],
+    out: Annotated[Path, typer.Option("--out", help="Suite file to write.")] = Path("brittle.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter suite for a dataset and models."""
+    from brittle.evaluate import parse_model_arg
+    from brittle.suitefile import load_suite
+
+    if out.exists() and not force:
+        _fail(f"{out} exists; pass --force to overwrite it")
+    lines = []
+    for arg in model:
+        name, spec = parse_model_arg(arg)
+        lines.append(f"  - name: {json.dumps(name)}\n    spec: {json.dumps(spec)}")
+        lines.append("    # class_map: coco_to_mine.yaml   # model class -> dataset class")
+        lines.append("    # trained_with: [blur, noise, hflip]\n    # reference: baseline")
+    text = _STARTER.format(name=out.name, data=json.dumps(data), models="\n".join(lines) + "\n")
+    out.write_text(text)
+    load_suite(out)  # the starter must itself be valid
+    console.print(f"wrote {out}; edit it, then: brittle validate {out}", highlight=False)
+
+
+def apply_checks(run_dir: Path, sf: SuiteFile, baseline: Path | None, junit: Path | None) -> int:
+    """Evaluate the suite's checks on a run, print them, write JUnit; the exit code."""
+    from brittle.checks import exit_code, github_annotations, junit_xml, load_run, run_checks
+
+    if not sf.checks:
+        console.print("no checks in the suite: nothing to gate", highlight=False)
+        return 0
+    outcomes = run_checks(
+        sf.checks, load_run(run_dir), load_run(baseline) if baseline is not None else None
+    )
+    table = Table(title="checks", title_justify="left")
+    for col in ("", "check", "result"):
+        table.add_column(col)
+    marks = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
+    for o in outcomes:
+        detail = o.message + "".join(f"\n  {d}" for d in o.details[:5])
+        if len(o.details) > 5:
+            detail += f"\n  ... and {len(o.details) - 5} more"
+        table.add_row(marks[o.status], o.label, detail)
+    console.print(table)
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_text(junit_xml(outcomes))
+        console.print(f"JUnit: {junit}", highlight=False)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in github_annotations(outcomes):
+            sys.stdout.write(line + "\n")
+    code = exit_code(outcomes)
+    failed = sum(o.status == "fail" for o in outcomes)
+    warned = sum(o.status == "warn" for o in outcomes)
+    summary = f"{len(outcomes) - failed - warned} passed, {warned} warned, {failed} failed"
+    console.print(("[bold red]" if code else "[bold green]") + summary + "[/]", highlight=False)
+    return code
+
+
+@app.command("check")
+def check_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (of brittle run).")],
+    suite: Annotated[
+        Path, typer.Option("--suite", help="The suite file whose checks to apply.")
+    ] = Path("brittle.yaml"),
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="An earlier run to compare with (no_regression)."),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Write JUnit XML (one test case per check).")
+    ] = None,
+) -> None:
+    """Gate a run on the suite's checks: exit 0 all passed, 1 a check failed."""
+    from brittle.suitefile import load_suite
+
+    if not (run_dir / "results.json").is_file():
+        _fail(f"{run_dir}: no results.json; is this a brittle run directory?")
+    code = apply_checks(run_dir, load_suite(suite), baseline, junit)
+    if code:
+        raise typer.Exit(EXIT_CHECK_FAILED)

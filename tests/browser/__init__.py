@@ -1,0 +1,2 @@
+"""Browser tests of the HTML report (a package, so that its conftest does not clash with
+tests/conftest.py under --doctest-modules)."""

@@ -201,12 +201,11 @@ def _conditions(suite: Suite | None) -> tuple[Condition, ...]:
     return (Condition("", 0), *(Condition(p, s) for p, s in cells))
 
 
-def _cache_condition(cond: Condition, seed: int) -> tuple[str, int, int]:
+def _cache_condition(cond: Condition, suite: Suite | None, seed: int) -> tuple[str, int, int]:
     """The cache key's (perturbation tag, severity, seed) of a condition."""
-    if cond.clean:
+    if cond.clean or suite is None:
         return ("", 0, 0)
-    pert = get_perturbation(cond.name)
-    return (f"{pert.name}@{pert.version}", cond.severity, seed)
+    return (suite.perturbation(cond.name).tag, cond.severity, seed)
 
 
 def run_evaluation(
@@ -240,7 +239,7 @@ def run_evaluation(
     started = time.perf_counter()
     started_at = datetime.now(UTC)
     conditions = _conditions(opts.suite)
-    cache_conditions = [_cache_condition(c, opts.seed) for c in conditions]
+    cache_conditions = [_cache_condition(c, opts.suite, opts.seed) for c in conditions]
     setup = WorkerSetup(
         dataset=dataset,
         models=tuple(m.recipe for m in models),
@@ -248,6 +247,7 @@ def run_evaluation(
         label_maps=tuple(m.label_map for m in models),
         fingerprints=tuple(m.predictor.fingerprint for m in models),
         conditions=conditions,
+        overrides=opts.suite.overrides if opts.suite is not None else {},
         seed=opts.seed,
         fail_fast=opts.fail_fast,
         cache_path=out_dir / CACHE_FILE,
@@ -519,7 +519,7 @@ def _finish(
         aggregate.save_replicates(
             out_dir / aggregate.REPLICATES_FILE, model_scores, images_digest(plan.kept), opts
         )
-        mining.write_preview(out_dir, dataset, plan.kept, suite.severities, opts.seed)
+        mining.write_preview(out_dir, dataset, plan.kept, suite, opts.seed)
         # Also with --gallery 0: an older gallery in this directory must not outlive its run.
         if opts.gallery > 0 or (out_dir / mining.GALLERY_DIR).exists():
             mining.write_gallery(out_dir, dataset, models, plan.kept, by_cell, opts)
@@ -560,6 +560,7 @@ def _suite_info(suite: Suite | None, opts: RunOptions) -> SuiteInfo | None:
         strictness=opts.scoring.strictness,
         perturbations={p: list(s) for p, s in suite.severities.items()},
         versions={p: get_perturbation(p).version for p in suite.severities},
+        overrides=suite.overrides,
         bootstrap=BootstrapInfo(
             resamples=opts.scoring.resamples, seed=opts.scoring.bootstrap_seed, level=opts.level
         ),

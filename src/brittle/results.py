@@ -251,6 +251,9 @@ class SuiteInfo(_Strict):
     strictness: float = Field(description="consistency below this counts an image as affected")
     perturbations: dict[str, list[int]] = Field(description="perturbation -> severities run")
     versions: dict[str, int] = Field(description="perturbation -> implementation version")
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="perturbation -> drawn parameters fixed by the suite"
+    )
     bootstrap: BootstrapInfo
 
 

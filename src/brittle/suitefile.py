@@ -37,7 +37,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from brittle.errors import ConfigError, UnknownNameError
 from brittle.run.suites import Suite
@@ -109,6 +117,11 @@ class PerturbationSpec(_Strict):
     severities: list[Annotated[int, Field(ge=1, le=5)]] = Field(
         default_factory=lambda: [1, 3, 5], min_length=1, description="severities 1..5"
     )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="drawn parameters to fix, e.g. {angle: 0} for motion_blur (brittle "
+        "perturbations --preview shows the rest)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -120,6 +133,29 @@ class PerturbationSpec(_Strict):
     def _range(cls, value: list[int]) -> list[int]:
         return sorted(set(value))
 
+    @model_validator(mode="after")
+    def _params_work(self) -> PerturbationSpec:
+        if not self.params:
+            return self
+        import numpy as np
+
+        from brittle.perturbations import tuned
+
+        try:
+            pert = tuned(self.name, self.params)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        # Try the fixed values on a small image now, not half-way through a run.
+        rng = np.random.default_rng(0)
+        image = np.full((48, 64, 3), 128, np.uint8)
+        try:
+            pert.apply(image, pert.params(3, 48, 64, rng), rng)
+        except Exception as exc:
+            raise ValueError(
+                f"params {self.params} do not work with {self.name}: {type(exc).__name__}: {exc}"
+            ) from None
+        return self
+
 
 class PerturbationsSpec(_Strict):
     base: str | None = Field(
@@ -128,7 +164,9 @@ class PerturbationsSpec(_Strict):
     add: list[PerturbationSpec] = Field(
         default_factory=list, description="perturbations to add (or to run at other severities)"
     )
-    remove: list[str] = Field(default_factory=list, description="perturbations to leave out")
+    remove: list[Annotated[str, AfterValidator(_perturbation_name)]] = Field(
+        default_factory=list, description="perturbations to leave out"
+    )
 
     @field_validator("base")
     @classmethod
@@ -142,11 +180,6 @@ class PerturbationsSpec(_Strict):
         except UnknownNameError as exc:
             raise ValueError(str(exc.args[0])) from None
         return value
-
-    @field_validator("remove")
-    @classmethod
-    def _known_removals(cls, value: list[str]) -> list[str]:
-        return [_perturbation_name(v) for v in value]
 
     @model_validator(mode="after")
     def _not_empty(self) -> PerturbationsSpec:
@@ -284,9 +317,12 @@ class SuiteFile(_Strict):
             severities.update(builtin_suite(p.base).severities)
         for name in p.remove:
             severities.pop(name, None)
+        overrides: dict[str, dict[str, Any]] = {}
         for spec in p.add:
             severities[spec.name] = tuple(spec.severities)
-        return Suite(p.base or "custom", severities)
+            if spec.params:
+                overrides[spec.name] = dict(spec.params)
+        return Suite(p.base or "custom", severities, overrides)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

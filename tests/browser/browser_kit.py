@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Request
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium (what ./dev setup installs); BRITTLE_CHROMIUM points elsewhere.
+CHROMIUM = Path(os.environ.get("BRITTLE_CHROMIUM") or "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("BRITTLE_SCREENSHOTS") or Path(__file__).parent / "artifacts")
 ENV = {**os.environ, "COLUMNS": "160"}
 

@@ -12,6 +12,7 @@ Run directories come from `brittle run` on generated data, as in the integration
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -46,10 +47,15 @@ if TYPE_CHECKING:
 def browser() -> Iterator[Browser]:
     """Debian's headless Chromium, one for the whole session."""
     if not CHROMIUM.is_file():
-        pytest.skip(
-            f"{CHROMIUM} is missing: run `./dev setup` as root (it installs Debian's chromium) "
-            "or `apt-get install --no-install-recommends chromium`"
+        reason = (
+            f"browser tests need Chromium at {CHROMIUM}: run `./dev setup` as root (it "
+            "installs Debian's chromium), `apt-get install --no-install-recommends chromium`, "
+            "or set BRITTLE_CHROMIUM to a Chromium executable"
         )
+        # CI must prove the report in a real browser: there a missing browser is a failure.
+        if os.environ.get("BRITTLE_REQUIRE_BROWSER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -5,6 +5,7 @@ baseline check fails only when the paired interval says the regression is real."
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -174,3 +175,30 @@ def test_init_writes_a_valid_starter_and_schema_prints_json(tmp_path: Path) -> N
     schema = _brittle("schema")
     assert schema.returncode == 0
     assert '"title": "brittle suite"' in schema.stdout
+
+
+def test_parameter_overrides_reach_the_workers_and_the_results(
+    project: tuple[Path, Path],
+) -> None:
+    root, data = project
+    suite = root / "tuned.yaml"
+    suite.write_text(
+        textwrap.dedent(
+            f"""\
+            dataset: {{path: {data.name}}}
+            models: [{{name: rect, spec: "{data.name}/detector.py:Rectangles"}}]
+            perturbations:
+              add:
+                - {{name: translate, severities: [3], params: {{shift: [8, 0]}}}}
+            scoring: {{resamples: 100}}
+            output: runs/tuned
+            """
+        )
+    )
+    proc = _brittle("run", "--suite", str(suite), "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((root / "runs" / "tuned" / "results.json").read_text())
+    assert res["suite"]["overrides"] == {"translate": {"shift": [8, 0]}}
+    # The detector is exact: a known shift of the pixels keeps every box found, and the
+    # ground truth moves with it, so the model is unaffected.
+    assert res["models"]["rect"]["perturbations"]["translate"]["consistency"] == 1.0

@@ -19,9 +19,12 @@ any function ``(image, severity, rng) -> image`` can be used by reference as
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import importlib
+import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, overload
 
 import numpy as np
@@ -48,6 +51,7 @@ __all__ = [
     "registry",
     "rng_for",
     "transform_boxes",
+    "tuned",
 ]
 
 registry: Registry[type[Perturbation]] = Registry(
@@ -106,6 +110,79 @@ class FunctionPerturbation(Perturbation):
                 f"{self.ref}: must return uint8 {image.shape}, got {out.dtype} {out.shape}"
             )
         return out
+
+
+def tuned(name: str, overrides: Mapping[str, Any] | None = None) -> Perturbation:
+    """The perturbation ``name`` with some of its drawn parameters fixed (a suite's
+    parameter overrides). Its ``tag`` (cache key) includes a digest of the overrides.
+
+    >>> p = tuned("motion_blur", {"angle": 0.0})
+    >>> p.params(3, 100, 100, rng_for(0, "motion_blur", 3, "a"))["angle"], p.tag != "motion_blur@1"
+    (0.0, True)
+    >>> tuned("motion_blur", {"angel": 0.0})
+    Traceback (most recent call last):
+    ...
+    brittle.errors.ConfigError: motion_blur has no parameter 'angel'; did you mean 'angle'? (its parameters: angle, radius_px, sigma_px)
+    """  # noqa: E501
+    base = get_perturbation(name)
+    if not overrides:
+        return base
+    fixed = dict(overrides)
+    known = sorted(base.params(3, 64, 64, np.random.default_rng(0)))
+    for key in fixed:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{name} has no parameter {key!r}{hint} (its parameters: "
+                f"{', '.join(known) or 'none'})"
+            )
+    _check_effect(base, fixed)
+    digest = hashlib.blake2b(
+        json.dumps(fixed, sort_keys=True, default=str).encode(), digest_size=6
+    ).hexdigest()
+    cls = type(base)
+
+    class Tuned(cls):  # type: ignore[valid-type, misc]
+        def params(
+            self, severity: int, height: int, width: int, rng: np.random.Generator
+        ) -> Params:
+            # Draw as usual (the generator advances the same way), then fix the overrides.
+            drawn: Params = dict(super().params(severity, height, width, rng))
+            drawn.update(fixed)
+            return drawn
+
+        @property
+        def tag(self) -> str:
+            return f"{cls.name}@{cls.version}+{digest}"
+
+    Tuned.__name__ = Tuned.__qualname__ = f"Tuned{cls.__name__}"
+    out: Perturbation = Tuned()
+    return out
+
+
+def _check_effect(pert: Perturbation, fixed: Mapping[str, Any]) -> None:
+    """Refuse overrides that would silently do nothing: a parameter the output is not
+    computed from (rotate's ``angle`` is folded into its ``matrix`` when drawn)."""
+    texture = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    drawn = pert.params(3, 48, 64, np.random.default_rng(0))
+    for key, value in fixed.items():
+        if drawn[key] == value:
+            continue
+        outs = []
+        for v in (drawn[key], value):
+            try:
+                outs.append(pert.apply(texture, {**drawn, key: v}, np.random.default_rng(2)))
+            except Exception as exc:
+                raise ConfigError(
+                    f"{pert.name}: {key}={value!r} does not work: {type(exc).__name__}: {exc}"
+                ) from None
+        if np.array_equal(outs[0], outs[1]):
+            derived = [k for k in drawn if k != key]
+            raise ConfigError(
+                f"{pert.name}: overriding {key!r} has no effect (the output is computed from "
+                f"{', '.join(derived) or 'nothing else'}); fix those instead"
+            )
 
 
 def get_perturbation(name: str) -> Perturbation:

@@ -138,6 +138,12 @@ class Perturbation:
     #: "common" or "validation" for the ImageNet-C corruptions (names and constants kept).
     imagenet_c: ClassVar[str | None] = None
 
+    @property
+    def tag(self) -> str:
+        """What this perturbation computes, for cache keys: ``name@version`` (plus a digest
+        of fixed parameters for a suite's overrides, see ``brittle.perturbations.tuned``)."""
+        return f"{self.name}@{self.version}"
+
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
         """Draw the non-per-pixel parameters for one image (JSON-able dict)."""
         return {}

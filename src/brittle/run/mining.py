@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from brittle.gallery import GT_COLOR, draw_pair, encode_jpeg
-from brittle.perturbations import get_perturbation, rng_for
+from brittle.perturbations import rng_for
 from brittle.perturbations.base import transform_boxes
 from brittle.results import dump_json
 from brittle.run.cache import CacheKey, PredictionCache, RunImage
@@ -34,6 +34,7 @@ from brittle.types import GroundTruth
 if TYPE_CHECKING:
     from brittle.data.base import Dataset
     from brittle.evaluate import LoadedModel, RunOptions
+    from brittle.run.suites import Suite
 
 __all__ = [
     "GALLERY_DIR",
@@ -91,6 +92,8 @@ def write_gallery(
     opts: RunOptions,
 ) -> None:
     """Draw the top ``opts.gallery`` pairs per (model, perturbation); write the index."""
+    suite = opts.suite
+    assert suite is not None
     gallery = out_dir / GALLERY_DIR
     gallery.mkdir(exist_ok=True)
     index_path = gallery / GALLERY_INDEX
@@ -112,12 +115,12 @@ def write_gallery(
                 for rank, (i, sev) in enumerate(select(by_sev, opts.gallery), start=1):
                     im = images[i]
                     cell = by_sev[sev]
-                    pert = get_perturbation(pert_name)
+                    pert = suite.perturbation(pert_name)
                     file = f"{mi:02d}_{_safe(m.name)}/{pert_name}-{rank}.jpg"
                     key = hashlib.blake2b(
                         json.dumps(
                             [m.predictor.fingerprint, m.label_map.index.tolist(), pert_name,
-                             pert.version, sev, opts.seed, im.id, im.hash, opts.scoring.conf],
+                             pert.tag, sev, opts.seed, im.id, im.hash, opts.scoring.conf],
                         ).encode(),
                         digest_size=16,
                     ).hexdigest()  # fmt: skip
@@ -167,7 +170,8 @@ def _render(
     severity: int,
     opts: RunOptions,
 ) -> bytes:
-    pert = get_perturbation(pert_name)
+    assert opts.suite is not None
+    pert = opts.suite.perturbation(pert_name)
     clean_img: NDArray[np.uint8] = dataset.load(record).image
     h, w = clean_img.shape[:2]
     rng = rng_for(opts.seed, pert.name, severity, im.id)
@@ -183,8 +187,7 @@ def _render(
         boxes, kept = transform_boxes(pert, gt.boxes, params, h, w)
         moved = GroundTruth(boxes, gt.labels[kept], gt.iscrowd[kept])
     fp = model.predictor.fingerprint
-    tag = f"{pert.name}@{pert.version}"
-    keys = [CacheKey(fp, im.hash), CacheKey(fp, im.hash, tag, severity, opts.seed)]
+    keys = [CacheKey(fp, im.hash), CacheKey(fp, im.hash, pert.tag, severity, opts.seed)]
     found = cache.get_many(keys)
     dets = [model.label_map.apply(found[k].detections)[0] for k in keys]
     pair = draw_pair(
@@ -211,7 +214,7 @@ def write_preview(
     out_dir: Path,
     dataset: Dataset,
     images: Sequence[RunImage],
-    severities: Mapping[str, Sequence[int]],
+    suite: Suite,
     seed: int,
 ) -> None:
     """One dataset image under every (perturbation, severity) of the suite, as thumbnails
@@ -227,7 +230,8 @@ def write_preview(
     pick = max(range(len(head)), key=lambda i: (len(head[i].targets or ()), -i))
     im = head[pick]
     folder = out_dir / PREVIEW_DIR
-    versions = {n: get_perturbation(n).version for n in severities}
+    severities = suite.severities
+    versions = {n: suite.perturbation(n).tag for n in severities}
     key = hashlib.blake2b(
         json.dumps(
             [im.id, im.hash, seed, {n: list(s) for n, s in severities.items()}, versions]
@@ -267,7 +271,7 @@ def write_preview(
     }
     (folder / "clean.jpg").write_bytes(thumb(clean, gt))
     for name, sevs in severities.items():
-        pert = get_perturbation(name)
+        pert = suite.perturbation(name)
         files = {}
         for sev in sevs:
             rng = rng_for(seed, pert.name, sev, im.id)

@@ -20,9 +20,10 @@ brittle.errors.UnknownNameError: unknown suite 'standrad'; did you mean 'standar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from brittle.perturbations import catalogue, get_perturbation
+from brittle.perturbations import Perturbation, catalogue, get_perturbation, tuned
 from brittle.registry import Registry
 
 __all__ = ["IMAGENET_C_COMMON", "Suite", "builtin_suite", "suites"]
@@ -38,10 +39,16 @@ IMAGENET_C_COMMON = (
 
 @dataclass(frozen=True)
 class Suite:
-    """Perturbation name -> severities, in run order."""
+    """Perturbation name -> severities, in run order; optionally, per perturbation, drawn
+    parameters fixed to given values (``overrides``, from a suite file)."""
 
     name: str
     severities: dict[str, tuple[int, ...]]
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def perturbation(self, name: str) -> Perturbation:
+        """The suite's perturbation ``name``, with its parameter overrides."""
+        return tuned(name, self.overrides.get(name))
 
     def cells(self) -> list[tuple[str, int]]:
         """Every (perturbation, severity) pair of the suite."""

@@ -43,7 +43,7 @@ from brittle.data.base import Dataset, ImageRecord
 from brittle.errors import BrittleError, ConfigError, DatasetError, ModelError
 from brittle.models.base import Predictor
 from brittle.models.classmap import LabelMap
-from brittle.perturbations import get_perturbation, rng_for
+from brittle.perturbations import rng_for, tuned
 from brittle.perturbations.base import Perturbation
 from brittle.run.scoring import CellScore, ScoreOptions, score_cell
 from brittle.types import Detections
@@ -99,6 +99,7 @@ class WorkerSetup:
     label_maps: tuple[LabelMap, ...]
     fingerprints: tuple[str, ...]
     conditions: tuple[Condition, ...]
+    overrides: dict[str, dict[str, Any]]
     seed: int
     fail_fast: bool
     cache_path: Path
@@ -188,7 +189,9 @@ class _Worker:
             predictors = [r.load(setup.threads) for r in setup.models if r is not None]
         self.predictors = list(predictors)
         self.perts: dict[str, Perturbation] = {
-            c.name: get_perturbation(c.name) for c in setup.conditions if not c.clean
+            c.name: tuned(c.name, setup.overrides.get(c.name))
+            for c in setup.conditions
+            if not c.clean
         }
         self._scoring: Any = None
 

@@ -20,7 +20,21 @@ import numpy as np
 import pytest
 
 from brittle.report import ReportError, render_report, write_index, write_report
-from brittle.report.charts import contrast, ink, sequential
+from brittle.report.charts import (
+    LABEL_ROOM,
+    Bar,
+    HeatRow,
+    HeatValue,
+    Series,
+    contrast,
+    fit,
+    heat_map,
+    ink,
+    interval_chart,
+    line_chart,
+    sequential,
+    text_width,
+)
 from brittle.report.page import recommendation
 from brittle.results import (
     BootstrapInfo,
@@ -565,3 +579,111 @@ def test_the_verdict_marks_each_significant_family_once(run: Path) -> None:
     page = Page(verdict)
     assert len(page.with_class("sig-mark")) == 1  # noise, in the one comparison
     assert "is more robust than" in "".join(page.text)
+
+
+# --------------------------------------------------------------------- chart layout
+
+LONG = "<b>m&\"q'<script>alert(7)" + "W" * 30
+_TEXT = re.compile(
+    r'<text x="([-\d.]+)" y="[-\d.]+" class="([\w-]+)" text-anchor="(\w+)">([^<]*)</text>'
+)
+
+
+def _texts(svg: str, cls: str) -> list[tuple[float, str]]:
+    """(x, text) of each ``<text class=cls>``, unescaped."""
+    return [(float(x), _unescape(t)) for x, c, _, t in _TEXT.findall(svg) if c == cls]
+
+
+def _unescape(s: str) -> str:
+    page = Page(f"<p>{s}</p>")
+    return "".join(page.text)
+
+
+def test_text_width_is_conservative_and_fit_shortens_to_the_room() -> None:
+    # At least DejaVu Sans Bold's advance widths (the widest common system font).
+    assert text_width("mmmmmmmmmm", 10, bold=True) >= 104
+    assert text_width("<<<<>>>>", 10, bold=True) >= 8 * 8.4
+    assert text_width("abcdefghijklmnopqrstuvwxyz", 10, bold=True) >= 26 * 6.36
+    short = fit(LONG, 13.5, 180, bold=True)
+    assert short.endswith("…")
+    assert LONG.startswith(short[:-1])
+    assert text_width(short, 13.5, bold=True) <= 180
+    assert fit("plain", 13.5, 180, bold=True) == "plain"
+
+
+@pytest.mark.parametrize("note", ["", "recommended · label-free"])
+def test_interval_chart_row_labels_and_values_stay_inside_the_chart(note: str) -> None:
+    bars = [
+        Bar(LONG, 42.0, (40.0, 99.0), "#0072B2", note),
+        Bar("b", 99.9, (99.0, 100.0), "#E69F00"),
+    ]
+    svg = str(interval_chart(bars, x_max=100.0, axis_label="risk", digits=3))
+    width = float(re.search(r'viewBox="0 0 ([\d.]+) ', svg)[1])  # type: ignore[index]
+    labels = _texts(svg, "row-label")
+    assert [t for _, t in labels] == [fit(LONG, 13.5, LABEL_ROOM, bold=True), "b"]
+    for x, t in labels:
+        assert x - text_width(t, 13.5, bold=True) >= 0, t
+    for x, t in _texts(svg, "note"):
+        assert x - text_width(t, 12, bold=True) >= 0, t
+    for x, t in _texts(svg, "value"):
+        assert x + text_width(t, 12.5) <= width, t
+    assert any(t.startswith(f"{LONG}: ") for t in Page(svg).text)  # the whole name, on hover
+
+
+def test_heat_map_row_and_column_labels_stay_inside_the_chart() -> None:
+    cells = {"gaussian_noise": {"rpc": HeatValue(0.5)}, "x" * 60: {"rpc": HeatValue(0.5)}}
+    rows = [HeatRow(LONG, "risk 12.3", cells), HeatRow("plain", "risk 1.0", cells)]
+    svg = str(heat_map(rows, [("noise", ["gaussian_noise", "x" * 60])], metric="rpc"))
+    labels = _texts(svg, "row-label")
+    assert [t for _, t in labels] == [fit(LONG, 13.5, LABEL_ROOM, bold=True), "plain"]
+    for x, t in labels:
+        assert x - text_width(t, 13.5, bold=True) >= 0, t
+    for x, t in _texts(svg, "row-note"):
+        assert x - text_width(t, 11) >= 0, t
+    cols = re.findall(r'<text class="col-label" transform="translate\(([\d.]+),([\d.]+)\)', svg)
+    names = re.findall(r'class="col-label"[^>]*>([^<]*)</text>', svg)
+    assert names == ["gaussian_noise", fit("x" * 60, 11.5, 130)]
+    for (_, y), name in zip(cols, names, strict=True):  # rotated: reads upwards from y
+        assert float(y) - text_width(name, 11.5) >= 24, name  # below the family band
+
+
+def test_severity_axis_title_clears_the_tick_labels() -> None:
+    series = [Series("m", "#0072B2", 0, [(0, 1.0, None), (3, 0.1, (0.05, 0.2))])]
+    svg = str(line_chart(series, title="fog", x_ticks=[0, 3], x_label="severity",
+                         y_label="mAP50-95 (0–1)", y_max=1.0))  # fmt: skip
+    ticks = [(x, t) for x, t in _texts(svg, "tick") if t in {"0", "0.25", "0.5", "0.75", "1"}]
+    assert {t for _, t in ticks} == {"0", "0.25", "0.5", "0.75", "1"}
+    title = re.search(
+        r'class="axis-label" text-anchor="middle" transform="translate\(([\d.]+),', svg
+    )
+    assert title is not None
+    title_x = float(title[1])
+    # The rotated title's glyphs end about 0.3 em right of its baseline.
+    leftmost_tick = min(x - text_width(t, 11) for x, t in ticks)
+    assert title_x + 0.3 * 11.5 < leftmost_tick
+    assert title_x - 11.5 >= 0
+
+
+def test_header_cells_keep_the_case_of_names(run: Path) -> None:
+    """Only fixed column titles (``th.caps``) are upper-cased; a name is shown as given."""
+    html = write_report(run).read_text()
+    css = (Path(__file__).parents[2] / "src/brittle/report/templates/report.css").read_text()
+    rule = re.search(r"table\.data th \{([^}]*)\}", css)
+    assert rule is not None
+    assert "text-transform" not in rule[1]
+    assert re.search(r"table\.data th\.caps \{[^}]*text-transform: uppercase", css)
+    heads = re.findall(r"<th(?: class=\"([^\"]*)\")?(?: [^>]*)?>(.*?)</th>", html, re.S)
+    named = [cls.split() for cls, body in heads if "&lt;script&gt;alert(1)" in body]
+    assert len(named) == 2, "a model's name heads its per-class and its comparison column"
+    assert not [c for c in named if "caps" in c]
+    assert ["caps"] in [cls.split() for cls, body in heads if body == "model"]
+
+
+def test_the_comparison_legend_sample_is_not_a_significance_mark(run: Path) -> None:
+    """`.sig-mark` is exactly a significant difference: risk, the noise family and
+    gaussian_noise in the one comparison; the legend's sample has a class of its own."""
+    html = write_report(run).read_text()
+    start = html.index('<section id="comparisons"')
+    comparisons = Page(html[start : html.index("</section>", start)])
+    assert len(comparisons.with_class("sig-mark")) == 3
+    assert len(comparisons.with_class("sig-mark-sample")) == 1

@@ -13,6 +13,7 @@ model, class and perturbation names come from users and may hold markup.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +24,11 @@ from brittle.perturbations.base import FAMILIES
 from brittle.results import CellResult, PerturbationResult, Results
 
 __all__ = [
+    "COLUMN_ROOM",
     "HEAT_METRICS",
     "INK",
+    "LABEL_ROOM",
+    "MIN_PLOT",
     "OKABE_ITO",
     "SEQUENTIAL",
     "Bar",
@@ -38,6 +42,7 @@ __all__ = [
     "diff_bar",
     "el",
     "family_order",
+    "fit",
     "heat_map",
     "heat_section",
     "ink",
@@ -50,6 +55,7 @@ __all__ = [
     "perturbation_groups",
     "risk_chart",
     "sequential",
+    "text_width",
     "value_bar",
 ]
 
@@ -64,6 +70,26 @@ SEQUENTIAL = (
 INK = "#1d2433"
 MUTED = "#5b6472"
 GRID = "#e3e6eb"
+
+# Font sizes (px) of the texts whose room is computed: keep in step with report.css.
+_ROW_LABEL, _NOTE, _VALUE, _ROW_NOTE, _TICK, _AXIS_LABEL, _COL_LABEL, _FAMILY_LABEL = (
+    13.5,
+    12.0,
+    12.5,
+    11.0,
+    11.0,
+    11.5,
+    11.5,
+    12.0,
+)
+#: The widest a model name may be as a chart's row label (px); longer ones end in "…".
+LABEL_ROOM = 180.0
+#: The widest a perturbation name may be as a heat-map column label (px).
+COLUMN_ROOM = 130.0
+#: The narrowest plot area of an interval chart (px).
+MIN_PLOT = 240.0
+#: Clear space kept at a chart's edge (px).
+_PAD = 4.0
 
 CI = tuple[float, float] | None
 _VOID = {"rect", "circle", "line", "path", "polygon", "polyline", "stop"}
@@ -162,8 +188,50 @@ def ink(fill: str) -> str:
     return "#ffffff" if contrast("#ffffff", fill) > contrast(INK, fill) else INK
 
 
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"
+_NARROW = frozenset(" !'(),-./:;I[]`fijlrt|")
+_WIDE = frozenset("%@MWmw…")
+_SYMBOL = frozenset("&<>=+~#_^*$")
+
+
+def text_width(text: str, size: float, *, bold: bool = False) -> float:
+    """A conservative estimate of the width of ``text`` at ``size`` px in the report's sans
+    font (none is embedded, so it errs on the wide side, DejaVu Sans being the widest likely
+    one): 0.66 em a character, more for capitals, symbols, wide letters and East Asian
+    characters, 0.4 em for narrow ones; bold is 10 % wider.
+
+    >>> text_width("", 10), text_width("abc", 10), text_width("abc", 10, bold=True)
+    (0.0, 19.8, 21.8)
+    """
+    em = 0.0
+    for c in text:
+        if unicodedata.east_asian_width(c) in "WF":
+            em += 1.05
+        elif c in _WIDE:
+            em += 1.0
+        elif c in _NARROW:
+            em += 0.4
+        elif c in _SYMBOL:
+            em += 0.84
+        elif c.isupper():
+            em += 0.76
+        else:
+            em += 0.66
+    return round(em * size * (1.1 if bold else 1.0), 1)
+
+
+def fit(text: str, size: float, room: float, *, bold: bool = False) -> str:
+    """``text``, shortened with "…" until :func:`text_width` says it fits in ``room`` px.
+
+    >>> fit("resnet", 10, 100), fit("a-very-long-model-name", 10, 60)
+    ('resnet', 'a-very-lo…')
+    """
+    if text_width(text, size, bold=bold) <= room:
+        return text
+    for n in range(len(text) - 1, 0, -1):
+        short = text[:n].rstrip() + "…"
+        if text_width(short, size, bold=bold) <= room:
+            return short
+    return "…"
 
 
 def _ci_text(ci: CI, fmt: str = "{:.3f}") -> str:
@@ -209,9 +277,24 @@ def interval_chart(
     digits: int = 1,
     width: int = 600,
 ) -> Markup:
-    """Horizontal bars (``style="bar"``) or dots, with interval whiskers, one row each."""
-    left, right, row_h, top = 120, 150, 38, 6
+    """Horizontal bars (``style="bar"``) or dots, with interval whiskers, one row each.
+
+    The label column is as wide as the widest row label (shortened to fit
+    :data:`LABEL_ROOM`) or note, the right margin as the widest value; the chart grows past
+    ``width`` rather than squeeze its plot below :data:`MIN_PLOT`.
+    """
+    fmt = f"{{:.{digits}f}}"
+    labels = [fit(r.label, _ROW_LABEL, LABEL_ROOM, bold=True) for r in rows]
+    shown = [fmt.format(r.value) + _ci_text(r.ci, fmt) for r in rows]
+    column = max(
+        [text_width(t, _ROW_LABEL, bold=True) for t in labels]
+        + [text_width(r.note, _NOTE, bold=True) for r in rows]
+    )
+    left = max(48.0, column + 14 + _PAD)
+    right = max(text_width(t, _VALUE) for t in shown) + 16 + _PAD
+    width = max(width, math.ceil(left + MIN_PLOT + right))
     plot_w = width - left - right
+    row_h, top = 38, 6
     height = top + row_h * len(rows) + 46
 
     def x(v: float) -> float:
@@ -222,13 +305,11 @@ def interval_chart(
         parts.append(_line(x(t), top, x(t), height - 38, GRID))
         parts.append(_text(x(t), height - 24, f"{t:g}", "tick", "middle"))
     parts.append(_text(left + plot_w / 2, height - 5, axis_label, "axis-label", "middle"))
-    fmt = f"{{:.{digits}f}}"
-    for i, r in enumerate(rows):
+    for i, (r, label, value) in enumerate(zip(rows, labels, shown, strict=True)):
         cy = top + row_h * i + row_h / 2
-        shown = fmt.format(r.value) + _ci_text(r.ci, fmt)
-        g: list[Markup] = [_e("title", f"{r.label}: {shown}")]
+        g: list[Markup] = [_e("title", f"{r.label}: {value}")]
         label_y = cy - 2 if r.note else cy + 5
-        g.append(_text(left - 14, label_y, _short(r.label, 13), "row-label", "end"))
+        g.append(_text(left - 14, label_y, label, "row-label", "end"))
         if r.note:
             g.append(_text(left - 14, cy + 12, r.note, "note", "end"))
         if style == "bar":
@@ -243,7 +324,7 @@ def interval_chart(
         if style != "bar":
             g.append(_e("circle", cx=x(r.value), cy=cy, r=6.5, fill=r.colour, stroke="#ffffff",
                         stroke_width=1.5))  # fmt: skip
-        g.append(_text(end + 10, cy + 5, shown, "value"))
+        g.append(_text(end + 10, cy + 5, value, "value"))
         parts.append(_e("g", *g, class_="row"))
     return _svg(width, height, axis_label, *parts)
 
@@ -296,7 +377,16 @@ def heat_map(
     the metric toggle changes; its ``<title>`` holds every number with its interval.
     """
     n = sum(len(ps) for _, ps in groups)
-    left, gap, band, label_h, ch = 128, 6, 24, 112, 34.0
+    labels = [fit(r.model, _ROW_LABEL, LABEL_ROOM, bold=True) for r in rows]
+    column = max(
+        [text_width(t, _ROW_LABEL, bold=True) for t in labels]
+        + [text_width(r.note, _ROW_NOTE) for r in rows]
+        + [60.0]
+    )
+    cols = {p: fit(p, _COL_LABEL, COLUMN_ROOM) for _, ps in groups for p in ps}
+    label_h = max([text_width(t, _COL_LABEL) for t in cols.values()] + [40.0]) + 12
+    left = math.ceil(column + 12 + _PAD)
+    gap, band, ch = 6, 24, 34.0
     # Fits a 32-perturbation suite in a 1400 px window; wider suites scroll sideways.
     cw = max(30.0, min(68.0, (1128 - left - gap * (len(groups) - 1)) / max(n, 1)))
     top = band + label_h
@@ -312,26 +402,26 @@ def heat_map(
                 "g",
                 _e("title", f"{family}: {title}"),
                 _e("rect", x=x0, y=0, width=gw - 2, height=band - 6, rx=3, class_="family-band"),
-                _text(x0 + gw / 2 - 1, band - 11, _short(family, int(gw / 7.2)), "family-label",
-                      "middle"),
+                _text(x0 + gw / 2 - 1, band - 11, fit(family, _FAMILY_LABEL, gw - 8, bold=True),
+                      "family-label", "middle"),
                 class_="family",
             )
         )  # fmt: skip
         for j, p in enumerate(perts):
             at = f"translate({num(x0 + cw * j + cw / 2 + 4)},{num(top - 6)}) rotate(-90)"
-            parts.append(_e("text", _short(p, 17), class_="col-label", transform=at))
+            parts.append(_e("text", cols[p], class_="col-label", transform=at))
         for i, row in enumerate(rows):
             y = top + ch * i
             for j, p in enumerate(perts):
                 parts.append(_heat_cell(row, p, family, metric, x0 + cw * j, y, cw, ch))
         x0 += gw + gap
-    for i, row in enumerate(rows):
+    for i, (row, label) in enumerate(zip(rows, labels, strict=True)):
         y = top + ch * i + ch / 2
         parts.append(
             _e(
                 "g",
                 _e("title", row.model),
-                _text(left - 12, y - 1, _short(row.model, 15), "row-label", "end"),
+                _text(left - 12, y - 1, label, "row-label", "end"),
                 _text(left - 12, y + 12, row.note, "row-note", "end"),
                 class_="row-head",
             )
@@ -426,8 +516,16 @@ def line_chart(
     width: int = 232,
     height: int = 172,
 ) -> Markup:
-    """A small multiple: one line per series with its interval band and markers."""
-    left, right, top, bottom = 40, 10, 8, 36
+    """A small multiple: one line per series with its interval band and markers.
+
+    The left margin holds the rotated y-axis title and, clear of it, the widest tick label.
+    """
+    y_ticks = _ticks(y_max, 4)
+    tick_w = max(text_width(f"{t:g}", _TICK) for t in y_ticks)
+    # The rotated title's baseline; its glyphs take about 1 em left of it, 0.3 em right.
+    title_x = _PAD + 1.0 * _AXIS_LABEL
+    left = math.ceil(title_x + 0.3 * _AXIS_LABEL + 4 + tick_w + 6)
+    right, top, bottom = 10, 8, 36
     pw, ph = width - left - right, height - top - bottom
     x_lo, x_hi = min(x_ticks), max(x_ticks)
 
@@ -438,13 +536,13 @@ def line_chart(
         return top + ph * (1 - min(max(v, 0.0), y_max) / y_max)
 
     parts: list[Markup] = []
-    for t in _ticks(y_max, 4):
+    for t in y_ticks:
         parts.append(_line(left, y(t), left + pw, y(t), GRID))
         parts.append(_text(left - 6, y(t) + 4, f"{t:g}", "tick", "end"))
     for v in x_ticks:
         parts.append(_text(x(v), top + ph + 15, "clean" if v == 0 else str(v), "tick", "middle"))
     parts.append(_text(left + pw / 2, height - 4, x_label, "axis-label", "middle"))
-    at = f"translate(11,{num(top + ph / 2)}) rotate(-90)"
+    at = f"translate({num(title_x)},{num(top + ph / 2)}) rotate(-90)"
     parts.append(_e("text", y_label, class_="axis-label", text_anchor="middle", transform=at))
     for s in series:
         band = [(px, ci) for px, _, ci in s.points if ci is not None]

@@ -487,7 +487,10 @@ def compare_cmd(
     augs = {k: parse_augmentations(v) for k, v in pairs(trained_with, "--trained-with").items()}
     results = compare_runs(runs, trained_with=augs, reference=pairs(reference, "--reference"))
     if out is not None:
+        from brittle.report import write_report
+
         path = write_comparison(results, out)
+        report = write_report(out)
     if as_json:
         sys.stdout.write(json.dumps(results.model_dump(mode="json"), indent=2, sort_keys=True))
         sys.stdout.write("\n")
@@ -495,7 +498,7 @@ def compare_cmd(
     print_robustness(console, results)
     print_verdict(console, results)
     if out is not None:
-        console.print(f"comparison: {path}", highlight=False)
+        console.print(f"comparison: {path}\nreport:     {report}", highlight=False)
 
 
 @app.command("export")

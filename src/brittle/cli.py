@@ -95,6 +95,7 @@ def _load_models(
     iou: float | None,
     max_det: int,
     threads: int | None = None,
+    workers: int = 1,
     trained_with: list[str] | None = None,
     reference: list[str] | None = None,
 ) -> list[LoadedModel]:
@@ -150,7 +151,12 @@ def _load_models(
         models.append(
             LoadedModel(
                 name, spec, kind, predictor, label_map, mapping,
-                recipe=ModelRecipe(spec, options, kind),
+                # A hosted model's limits are shared by the worker processes calling it.
+                recipe=ModelRecipe(
+                    spec,
+                    {**options, "share": workers} if kind == "http" and workers > 1 else options,
+                    kind,
+                ),
                 trained_with=tuple(parse_augmentations(declared)) if declared else (),
                 reference=ref,
             )
@@ -379,6 +385,7 @@ def eval_cmd(
         iou=iou,
         max_det=max_det,
         threads=threads,
+        workers=n_workers,
         trained_with=trained_with,
         reference=reference,
     )

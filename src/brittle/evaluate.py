@@ -96,6 +96,8 @@ def parse_model_arg(arg: str) -> tuple[str, str]:
     ('yolox_nano', 'models/yolox_nano.onnx')
     >>> parse_model_arg("examples/fastestdet.py:FastestDet")
     ('FastestDet', 'examples/fastestdet.py:FastestDet')
+    >>> parse_model_arg("examples/roboflow.http.yaml")
+    ('roboflow', 'examples/roboflow.http.yaml')
     """
     name, sep, spec = arg.partition("=")
     # "NAME=" only when NAME looks like a name: a URL's query may contain '=' too.
@@ -105,6 +107,9 @@ def parse_model_arg(arg: str) -> tuple[str, str]:
     if "://" not in spec and ":" in spec.rsplit("/", 1)[-1]:
         return spec.rsplit(":", 1)[1], spec
     stem = spec.rstrip("/").rsplit("/", 1)[-1]
+    for suffix in (".http.yaml", ".http.yml"):
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            return stem[: -len(suffix)], spec
     return (stem.rsplit(".", 1)[0] or stem), spec
 
 

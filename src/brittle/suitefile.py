@@ -88,7 +88,9 @@ class DatasetSpec(_Strict):
 
 class ModelSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="unique model name")
-    spec: str = Field(description="a .onnx file, path/to/file.py:Name or module:Name")
+    spec: str = Field(
+        description="a .onnx file, a hosted model's .http.yaml, path/to/file.py:Name or module:Name"
+    )
     format: Literal["yolov5", "yolov8", "yolox", "e2e"] | None = Field(
         default=None, description="ONNX output layout (detected when absent)"
     )

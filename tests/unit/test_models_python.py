@@ -131,7 +131,7 @@ def test_load_predictor_dispatch(module: Path, tmp_path: Path) -> None:
     p, kind = load_predictor(f"{module}:Good", conf=0.001, max_det=300)
     assert (kind, p.fingerprint) == ("python", "good-0.001-300")
     assert predictor_kind("pkg.models:Detector") == "python"
-    assert sorted(predictors) == ["onnx", "python"]
+    assert sorted(predictors) == ["http", "onnx", "python"]
     with pytest.raises(ConfigError, match=r"missing\.onnx: model file does not exist"):
         load_predictor(str(tmp_path / "missing.onnx"))
     with pytest.raises(ConfigError, match=r"nothing\.py:X: file .*nothing\.py does not exist"):

@@ -1,13 +1,16 @@
 """Predictors: load a model from a spec string and run it.
 
-A spec is a ``.onnx`` file (run by :class:`~brittle.models.onnx.OnnxDetector`) or
-``path/to/file.py:Name`` / ``module:Name`` (a Python predictor). Other kinds come
+A spec is a ``.onnx`` file (run by :class:`~brittle.models.onnx.OnnxDetector`),
+``path/to/file.py:Name`` / ``module:Name`` (a Python predictor) or a ``*.http.yaml``
+file describing a hosted model (:mod:`brittle.models.http`). Other kinds come
 from plugins registered under the ``brittle.predictors`` entry-point group, each a
 loader ``(spec, **options) -> Predictor`` selected with ``kind=``. Heavy imports
-(onnxruntime) happen inside the loaders.
+(onnxruntime, httpx) happen inside the loaders.
 
 >>> predictor_kind("models/yolox_nano.onnx"), predictor_kind("examples/fastestdet.py:FastestDet")
 ('onnx', 'python')
+>>> predictor_kind("examples/roboflow.http.yaml")
+'http'
 >>> load_predictor("weights/yolov8n.pt")
 Traceback (most recent call last):
 ...
@@ -48,6 +51,13 @@ def _load_python(spec: str, **options: Any) -> Predictor:
     return load_python_predictor(spec, **options)
 
 
+@predictors.register("http")
+def _load_http(spec: str, **options: Any) -> Predictor:
+    from brittle.models.http import load_http_predictor
+
+    return load_http_predictor(spec, **options)
+
+
 class LoadedPredictor(NamedTuple):
     """A loaded predictor and the kind of loader that made it (``onnx``, ``python``, …)."""
 
@@ -59,10 +69,17 @@ def predictor_kind(spec: str) -> str:
     """Which loader a spec needs; ConfigError for specs brittle cannot load (yet)."""
     low = spec.lower()
     if low.startswith(("http://", "https://")):
+        from brittle.models.http import redact
+
         raise ConfigError(
-            f"{spec}: loading models from URLs is not supported yet; download the file "
-            "and pass its path"
+            f"{redact(spec)}: loading models from URLs is not supported yet; for a model "
+            "file, download it and pass its path; for a hosted model (an inference API), "
+            "describe it in a NAME.http.yaml file (url:, format: roboflow or generic, "
+            "class_names:; the API key stays in an environment variable) and pass --model "
+            "NAME.http.yaml (see docs/models.md, 'Hosted models over HTTP')"
         )
+    if low.endswith((".http.yaml", ".http.yml")):
+        return "http"
     if low.endswith((".pt", ".pth")):
         raise ConfigError(
             f"{spec}: PyTorch checkpoints are not supported yet; export the model to ONNX "

@@ -199,6 +199,8 @@ class _Plan:
     skipped: list[str] = field(default_factory=list)
     model_seconds: dict[str, float] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    #: identifies the kept images and their ground truth (score keys, replicates.npz)
+    digest: str = ""
 
 
 def _conditions(suite: Suite | None) -> tuple[Condition, ...]:
@@ -266,8 +268,9 @@ def run_evaluation(
     ):
         plan = _predict(dataset, models, cache, pool, cache_conditions, opts, bar)
         cache.set_run_images(plan.kept)
+        plan.digest = images_digest(plan.kept)
         plan.phase_seconds["predict"] = time.perf_counter() - started
-        scores = _score(models, cache, pool, plan.kept, conditions, cache_conditions, opts, bar)
+        scores = _score(models, cache, pool, plan, conditions, cache_conditions, opts, bar)
         plan.phase_seconds["score"] = time.perf_counter() - started - plan.phase_seconds["predict"]
     return _finish(dataset, models, out_dir, opts, plan, scores, conditions, started, started_at)
 
@@ -372,7 +375,7 @@ def _score(
     models: Sequence[LoadedModel],
     cache: PredictionCache,
     pool: WorkerPool,
-    kept: Sequence[RunImage],
+    plan: _Plan,
     conditions: Sequence[Condition],
     cache_conditions: Sequence[tuple[str, int, int]],
     opts: RunOptions,
@@ -380,9 +383,9 @@ def _score(
 ) -> dict[tuple[int, int], CellScore]:
     """Every (model, condition) cell's score: from the score cache, else computed."""
     scores: dict[tuple[int, int], CellScore] = {}
-    if not kept:
+    if not plan.kept:
         return scores
-    digest = images_digest(kept)
+    digest = plan.digest
     keys: dict[tuple[int, int], str] = {}
     bar.start("scoring", len(models) * len(conditions))
     index = 0
@@ -522,7 +525,7 @@ def _finish(
             out_dir / records.RECORDS_FILE, plan.kept, by_cell, families, opts.scoring
         )
         aggregate.save_replicates(
-            out_dir / aggregate.REPLICATES_FILE, model_scores, images_digest(plan.kept), opts
+            out_dir / aggregate.REPLICATES_FILE, model_scores, plan.digest, opts
         )
         mining.write_preview(out_dir, dataset, plan.kept, suite, opts.seed)
         # Also with --gallery 0: an older gallery in this directory must not outlive its run.

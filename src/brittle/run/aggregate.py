@@ -196,6 +196,14 @@ def model_tables(
     def ci(stats: Mapping[str, Stat], k: str) -> CI:
         return stats[k].ci(level) if k in stats else None
 
+    def summary(stats: Mapping[str, Stat]) -> dict[str, Any]:
+        """The fields a perturbation and a family share: values and their intervals."""
+        out: dict[str, Any] = {"rpc": _opt(stats.get("rpc")), "rpc_ci": ci(stats, "rpc")}
+        for k in ("consistency", "affected_fraction", "degradation"):
+            out[k] = stats[k].value
+            out[f"{k}_ci"] = ci(stats, k)
+        return out
+
     perts: dict[str, PerturbationResult] = {}
     for p, stats in scores.perturbations.items():
         sevs = {}
@@ -212,30 +220,9 @@ def model_tables(
                 consistency_ci=ci(cs, "consistency"),
                 affected_fraction_ci=ci(cs, "affected_fraction"),
             )
-        perts[p] = PerturbationResult(
-            family=families[p],
-            rpc=_opt(stats.get("rpc")),
-            consistency=stats["consistency"].value,
-            affected_fraction=stats["affected_fraction"].value,
-            degradation=stats["degradation"].value,
-            rpc_ci=ci(stats, "rpc"),
-            consistency_ci=ci(stats, "consistency"),
-            affected_fraction_ci=ci(stats, "affected_fraction"),
-            degradation_ci=ci(stats, "degradation"),
-            severities=sevs,
-        )
+        perts[p] = PerturbationResult(family=families[p], severities=sevs, **summary(stats))
     fams = {
-        f: FamilyResult(
-            rpc=_opt(stats.get("rpc")),
-            consistency=stats["consistency"].value,
-            affected_fraction=stats["affected_fraction"].value,
-            degradation=stats["degradation"].value,
-            rpc_ci=ci(stats, "rpc"),
-            consistency_ci=ci(stats, "consistency"),
-            affected_fraction_ci=ci(stats, "affected_fraction"),
-            degradation_ci=ci(stats, "degradation"),
-            perturbations=scores.family_members[f],
-        )
+        f: FamilyResult(perturbations=scores.family_members[f], **summary(stats))
         for f, stats in scores.families.items()
     }
     risk = None

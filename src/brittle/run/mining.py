@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from brittle.gallery import GT_COLOR, draw_pair, encode_jpeg
 from brittle.perturbations import rng_for
-from brittle.perturbations.base import transform_boxes
+from brittle.perturbations.base import Perturbation
 from brittle.results import dump_json
 from brittle.run.cache import CacheKey, PredictionCache, RunImage
 from brittle.run.scoring import CellScore
@@ -156,6 +156,24 @@ def write_gallery(
     dump_json(entries, index_path)
 
 
+def _perturbed(
+    pert: Perturbation,
+    image: NDArray[np.uint8],
+    severity: int,
+    seed: int,
+    image_id: str,
+    gt: GroundTruth,
+) -> tuple[NDArray[np.uint8], GroundTruth]:
+    """The image as the run's cell saw it (same generator as the workers), and its ground
+    truth moved with the pixels when the perturbation is geometric."""
+    rng = rng_for(seed, pert.name, severity, image_id)
+    boxes = gt.boxes if pert.geometric and len(gt) else None
+    out, moved, kept, _ = pert(image, severity, rng, boxes)
+    if moved is None or kept is None:
+        return out, gt
+    return out, GroundTruth(moved, gt.labels[kept], gt.iscrowd[kept])
+
+
 def _num(v: float) -> float | None:
     return float(v) if np.isfinite(v) else None
 
@@ -173,19 +191,12 @@ def _render(
     assert opts.suite is not None
     pert = opts.suite.perturbation(pert_name)
     clean_img: NDArray[np.uint8] = dataset.load(record).image
-    h, w = clean_img.shape[:2]
-    rng = rng_for(opts.seed, pert.name, severity, im.id)
-    params = pert.params(severity, h, w, rng)
-    pert_img = pert.apply(clean_img, params, rng)
     gt = im.targets if im.targets is not None else GroundTruth.empty()
     if len(gt):
         # Only the classes this model is scored on: the rest would be noise in the picture.
         keep = np.isin(gt.labels, list(model.label_map.evaluable))
         gt = GroundTruth(gt.boxes[keep], gt.labels[keep], gt.iscrowd[keep])
-    moved = gt
-    if pert.geometric and len(gt):
-        boxes, kept = transform_boxes(pert, gt.boxes, params, h, w)
-        moved = GroundTruth(boxes, gt.labels[kept], gt.iscrowd[kept])
+    pert_img, moved = _perturbed(pert, clean_img, severity, opts.seed, im.id, gt)
     fp = model.predictor.fingerprint
     keys = [CacheKey(fp, im.hash), CacheKey(fp, im.hash, pert.tag, severity, opts.seed)]
     found = cache.get_many(keys)
@@ -245,9 +256,8 @@ def write_preview(
                 return  # the same thumbnails as last time: a warm re-run draws nothing
         except (ValueError, AttributeError):
             pass
-    record = {r.id: r for r in dataset.records}[im.id]
+    record = next(r for r in dataset.records if r.id == im.id)
     clean = dataset.load(record).image
-    h, w = clean.shape[:2]
     gt = im.targets if im.targets is not None else GroundTruth.empty()
     folder.mkdir(exist_ok=True)
     for old in folder.glob("*.jpg"):
@@ -274,13 +284,7 @@ def write_preview(
         pert = suite.perturbation(name)
         files = {}
         for sev in sevs:
-            rng = rng_for(seed, pert.name, sev, im.id)
-            params = pert.params(sev, h, w, rng)
-            image = pert.apply(clean, params, rng)
-            moved = gt
-            if pert.geometric and len(gt):
-                boxes, kept = transform_boxes(pert, gt.boxes, params, h, w)
-                moved = GroundTruth(boxes, gt.labels[kept], gt.iscrowd[kept])
+            image, moved = _perturbed(pert, clean, sev, seed, im.id, gt)
             file = f"{name}-{sev}.jpg"
             (folder / file).write_bytes(thumb(image, moved))
             files[str(sev)] = f"{PREVIEW_DIR}/{file}"

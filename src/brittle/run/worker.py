@@ -241,11 +241,10 @@ class _Worker:
             return image
         if i not in made:
             pert = self.perts[cond.name]
-            # One generator draws the parameters and then the pixels, as
-            # Perturbation.__call__ does, so brittle.perturb() reproduces any cell's image.
+            # Perturbation.__call__ draws the parameters and then the pixels from one
+            # generator, so brittle.perturb() reproduces any cell's image.
             rng = rng_for(self.setup.seed, pert.name, cond.severity, record.id)
-            h, w = image.shape[:2]
-            made[i] = pert.apply(image, pert.params(cond.severity, h, w, rng), rng)
+            made[i] = pert(image, cond.severity, rng)[0]
         return made[i]
 
     def _call(

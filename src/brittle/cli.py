@@ -734,7 +734,7 @@ def _render_preview(
 
 
 # report, show and serve live in their own module; importing it registers them on `app`.
-from brittle import cli_report, cli_suite  # noqa: E402, F401
+from brittle import cli_demo, cli_report, cli_suite  # noqa: E402, F401
 
 
 def main() -> None:

@@ -240,7 +240,7 @@ def test_run_through_a_faulty_server_equals_the_local_run(
         rows = {
             fp: sorted(
                 db.execute(
-                    "SELECT image, perturbation, severity, boxes, scores, labels, error "
+                    "SELECT image, perturbation, severity, detections, error "
                     "FROM predictions WHERE model = ?",
                     (fp,),
                 )

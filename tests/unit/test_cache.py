@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from brittle.run.cache import CacheKey, PredictionCache, RunImage
+from brittle.run.cache import (
+    CacheKey,
+    PredictionCache,
+    RunImage,
+    decode_detections,
+    encode_detections,
+)
 from brittle.types import Detections, GroundTruth
 
 
@@ -67,3 +74,20 @@ def test_wal_mode_and_schema_version_check(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(RuntimeError, match="cache schema 999 is not the supported"):
         PredictionCache(path)
+
+
+def test_encoding_is_exact_compresses_and_rejects_corruption() -> None:
+    d = _dets(300, 3)
+    blob = encode_detections(d)
+    back = decode_detections(blob)
+    np.testing.assert_array_equal(back.boxes, d.boxes.astype(np.float32))
+    np.testing.assert_array_equal(back.scores, d.scores.astype(np.float32))
+    np.testing.assert_array_equal(back.labels, d.labels)
+    # Random floats barely compress; low-entropy ones (a real model's many empty
+    # low-score boxes) do, and the encoding never costs more than a few bytes.
+    assert len(blob) <= 300 * 28 + 64
+    quiet = Detections(np.zeros((300, 4)), np.full(300, 0.001), np.zeros(300, np.int64))
+    assert len(encode_detections(quiet)) < 300 * 28 / 10
+    assert len(decode_detections(encode_detections(Detections.empty()))) == 0
+    with pytest.raises(ValueError, match="corrupt cached detections"):
+        decode_detections(zlib.compress(b"12345"))

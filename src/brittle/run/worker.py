@@ -45,6 +45,7 @@ from brittle.models.base import Predictor
 from brittle.models.classmap import LabelMap
 from brittle.perturbations import rng_for, tuned
 from brittle.perturbations.base import Perturbation
+from brittle.run.cache import encode_detections
 from brittle.run.scoring import CellScore, ScoreOptions, score_cell
 from brittle.types import Detections
 
@@ -125,13 +126,17 @@ class ScoreTask:
 
 @dataclass(frozen=True, slots=True)
 class Predicted:
-    """Raw (model class space) predictions of one model under one condition."""
+    """Raw (model class space) predictions of one model under one condition.
+
+    Detections travel encoded for the cache (brittle.run.cache.encode_detections), so
+    compression happens in parallel in the workers and the pickles are smaller.
+    """
 
     task: int
     condition: int
     model: int
     images: tuple[int, ...]
-    detections: tuple[Detections, ...]
+    detections: tuple[bytes, ...]
     errors: tuple[str | None, ...]
     seconds: float
 
@@ -224,9 +229,9 @@ class _Worker:
                 batch = [self._image(cond, task.records[i], images[i], made, i) for i in idx]
                 t0 = time.perf_counter()
                 dets, errors = self._call(m, batch, [task.records[i].id for i in idx])
-                yield Predicted(
-                    task.index, c, m, idx, tuple(dets), tuple(errors), time.perf_counter() - t0
-                )
+                seconds = time.perf_counter() - t0
+                blobs = tuple(encode_detections(d) for d in dets)
+                yield Predicted(task.index, c, m, idx, blobs, tuple(errors), seconds)
 
     def _image(
         self,

@@ -58,7 +58,7 @@ def _paths(sf: SuiteFile, base: Path) -> list[Path]:
     out = [resolve(base, sf.dataset.path)]
     for m in sf.models:
         spec = model_spec(base, m.spec)
-        if spec.endswith(".onnx") or ".py:" in spec:
+        if spec.lower().endswith(_MODEL_FILES) or ".py:" in spec:
             out.append(Path(spec.rsplit(":", 1)[0] if ".py:" in spec else spec))
         if m.class_map:
             out.append(resolve(base, m.class_map))
@@ -71,9 +71,15 @@ def resolve(base: Path, path: str) -> Path:
     return p if p.is_absolute() else base / p
 
 
+#: Model specs that are a file (the rest: module:Name, torchvision:ARCH, plugins' own).
+_MODEL_FILES = (
+    ".onnx", ".pt", ".http.yaml", ".http.yml", ".torchvision.yaml", ".torchvision.yml",
+)  # fmt: skip
+
+
 def model_spec(base: Path, spec: str) -> str:
     """A model spec from a suite file with its file part made relative to the suite."""
-    if spec.endswith(".onnx"):
+    if spec.lower().endswith(_MODEL_FILES):
         return str(resolve(base, spec))
     module, sep, attr = spec.rpartition(":")
     if sep and module.endswith(".py"):

@@ -36,17 +36,16 @@ import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from brittle.configfiles import parse_yaml_mapping, validate
 from brittle.errors import ConfigError, UnknownNameError
 from brittle.run.suites import Suite
 
@@ -89,7 +88,9 @@ class DatasetSpec(_Strict):
 class ModelSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="unique model name")
     spec: str = Field(
-        description="a .onnx file, a hosted model's .http.yaml, path/to/file.py:Name or module:Name"
+        description="a .onnx file, an Ultralytics .pt, a hosted model's .http.yaml, a "
+        ".torchvision.yaml or torchvision:ARCH, path/to/file.py:Name or module:Name "
+        "(files relative to this suite file)"
     )
     format: Literal["yolov5", "yolov8", "yolox", "e2e"] | None = Field(
         default=None, description="ONNX output layout (detected when absent)"
@@ -327,40 +328,20 @@ class SuiteFile(_Strict):
         return Suite(p.base or "custom", severities, overrides)
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def _message(err: Any) -> str:
-    msg = str(err["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
     if err["type"] in ("greater_than_equal", "less_than_equal") and "severities" in err["loc"]:
         # The same words as the rest of brittle, not pydantic's "greater than or equal to".
         return f"must be between 1 and 5, got {err['input']}"
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
     return msg
 
 
 def parse_suite(text: str, source: str = "<suite>") -> SuiteFile:
     """Validate suite YAML; a ConfigError lists every problem with its location."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"{source}{where}: not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{source}: a suite file is a mapping (dataset:, models:, ...)")
-    try:
-        return SuiteFile.model_validate(doc)
-    except ValidationError as exc:
-        errors = exc.errors()
-        lines = [f"  {_location(e['loc'])}: {_message(e)}" for e in errors]
-        word = "problem" if len(lines) == 1 else "problems"
-        raise ConfigError(f"{source}: {len(lines)} {word}\n" + "\n".join(lines)) from None
+    doc = parse_yaml_mapping(text, source, "a suite file is a mapping (dataset:, models:, ...)")
+    return validate(SuiteFile, doc, source, _message)
 
 
 def load_suite(path: Path) -> SuiteFile:

@@ -131,14 +131,14 @@ def test_load_predictor_dispatch(module: Path, tmp_path: Path) -> None:
     p, kind = load_predictor(f"{module}:Good", conf=0.001, max_det=300)
     assert (kind, p.fingerprint) == ("python", "good-0.001-300")
     assert predictor_kind("pkg.models:Detector") == "python"
-    assert sorted(predictors) == ["http", "onnx", "python"]
+    assert sorted(predictors) == ["http", "onnx", "python", "torchvision", "ultralytics"]
     with pytest.raises(ConfigError, match=r"missing\.onnx: model file does not exist"):
         load_predictor(str(tmp_path / "missing.onnx"))
     with pytest.raises(ConfigError, match=r"nothing\.py:X: file .*nothing\.py does not exist"):
         load_predictor(str(tmp_path / "nothing.py") + ":X")
     with pytest.raises(ConfigError, match=r"loading models from URLs is not supported yet"):
         load_predictor("https://example.com/yolo.onnx")
-    with pytest.raises(ConfigError, match=r"PyTorch checkpoints are not supported yet"):
+    with pytest.raises(ConfigError, match=r"yolov8n\.pt: model file does not exist"):
         load_predictor("yolov8n.pt")
     with pytest.raises(ConfigError, match=r"model\.tflite: not a model brittle can load"):
         load_predictor("model.tflite")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -104,3 +106,18 @@ def test_the_json_schema_describes_every_section() -> None:
     schema = suite_json_schema()
     assert set(schema["properties"]) >= {"dataset", "models", "perturbations", "checks"}
     assert schema["additionalProperties"] is False
+
+
+def test_model_files_in_a_suite_are_relative_to_it() -> None:
+    from brittle.cli_suite import model_spec
+
+    base = Path("/suites")
+    assert model_spec(base, "m.onnx") == "/suites/m.onnx"
+    assert model_spec(base, "weights/best.pt") == "/suites/weights/best.pt"
+    assert model_spec(base, "api/rf.http.yaml") == "/suites/api/rf.http.yaml"
+    assert model_spec(base, "tv/ppe.torchvision.yml") == "/suites/tv/ppe.torchvision.yml"
+    assert model_spec(base, "det.py:Det") == "/suites/det.py:Det"
+    # Not files: left alone.
+    assert model_spec(base, "torchvision:fcos_resnet50_fpn") == "torchvision:fcos_resnet50_fpn"
+    assert model_spec(base, "my_package.models:Det") == "my_package.models:Det"
+    assert model_spec(base, "/abs/m.onnx") == "/abs/m.onnx"

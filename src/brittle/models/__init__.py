@@ -1,22 +1,28 @@
 """Predictors: load a model from a spec string and run it.
 
 A spec is a ``.onnx`` file (run by :class:`~brittle.models.onnx.OnnxDetector`),
-``path/to/file.py:Name`` / ``module:Name`` (a Python predictor) or a ``*.http.yaml``
-file describing a hosted model (:mod:`brittle.models.http`). Other kinds come
+``path/to/file.py:Name`` / ``module:Name`` (a Python predictor), a ``*.http.yaml``
+file describing a hosted model (:mod:`brittle.models.http`), an Ultralytics ``.pt``
+file (:mod:`brittle.models.ultralytics_model`, extra ``brittle[ultralytics]``) or a
+torchvision model, ``torchvision:ARCH`` or ``*.torchvision.yaml``
+(:mod:`brittle.models.torchvision_model`, extra ``brittle[torch]``). Other kinds come
 from plugins registered under the ``brittle.predictors`` entry-point group, each a
 loader ``(spec, **options) -> Predictor`` selected with ``kind=``. Heavy imports
-(onnxruntime, httpx) happen inside the loaders.
+(onnxruntime, httpx, torch) happen inside the loaders.
 
 >>> predictor_kind("models/yolox_nano.onnx"), predictor_kind("examples/fastestdet.py:FastestDet")
 ('onnx', 'python')
->>> predictor_kind("examples/roboflow.http.yaml")
-'http'
->>> load_predictor("weights/yolov8n.pt")
+>>> predictor_kind("examples/roboflow.http.yaml"), predictor_kind("runs/train/weights/best.pt")
+('http', 'ultralytics')
+>>> predictor_kind("torchvision:fcos_resnet50_fpn"), predictor_kind("ppe.torchvision.yaml")
+('torchvision', 'torchvision')
+>>> load_predictor("weights/detector.pth")
 Traceback (most recent call last):
 ...
-brittle.errors.ConfigError: weights/yolov8n.pt: PyTorch checkpoints are not supported yet; \
-export the model to ONNX (Ultralytics: `yolo export model=weights/yolov8n.pt format=onnx`) or \
-wrap it in a Python predictor (path/to/file.py:Name, see docs/models.md)
+brittle.errors.ConfigError: weights/detector.pth: which architecture are these weights for? \
+For a torchvision model, describe it in NAME.torchvision.yaml (arch:, weights: \
+weights/detector.pth, class_names:) and pass that; for an Ultralytics model, pass its .pt \
+file; anything else: export to ONNX or wrap it in a Python predictor (docs/models.md)
 """
 
 from __future__ import annotations
@@ -58,6 +64,20 @@ def _load_http(spec: str, **options: Any) -> Predictor:
     return load_http_predictor(spec, **options)
 
 
+@predictors.register("ultralytics")
+def _load_ultralytics(spec: str, **options: Any) -> Predictor:
+    from brittle.models.ultralytics_model import load_ultralytics_predictor
+
+    return load_ultralytics_predictor(spec, **options)
+
+
+@predictors.register("torchvision")
+def _load_torchvision(spec: str, **options: Any) -> Predictor:
+    from brittle.models.torchvision_model import load_torchvision_predictor
+
+    return load_torchvision_predictor(spec, **options)
+
+
 class LoadedPredictor(NamedTuple):
     """A loaded predictor and the kind of loader that made it (``onnx``, ``python``, …)."""
 
@@ -80,11 +100,16 @@ def predictor_kind(spec: str) -> str:
         )
     if low.endswith((".http.yaml", ".http.yml")):
         return "http"
-    if low.endswith((".pt", ".pth")):
+    if low.startswith("torchvision:") or low.endswith((".torchvision.yaml", ".torchvision.yml")):
+        return "torchvision"
+    if low.endswith(".pt"):
+        return "ultralytics"
+    if low.endswith(".pth"):
         raise ConfigError(
-            f"{spec}: PyTorch checkpoints are not supported yet; export the model to ONNX "
-            f"(Ultralytics: `yolo export model={spec} format=onnx`) or wrap it in a Python "
-            "predictor (path/to/file.py:Name, see docs/models.md)"
+            f"{spec}: which architecture are these weights for? For a torchvision model, "
+            f"describe it in NAME.torchvision.yaml (arch:, weights: {spec}, class_names:) and "
+            "pass that; for an Ultralytics model, pass its .pt file; anything else: export "
+            "to ONNX or wrap it in a Python predictor (docs/models.md)"
         )
     if low.endswith(".onnx"):
         return "onnx"
@@ -105,11 +130,11 @@ def load_predictor(spec: str, *, kind: str | None = None, **options: Any) -> Loa
     """
     if kind is None:
         kind = predictor_kind(spec)
-        if kind == "onnx" and not Path(spec).is_file():
+        if kind in ("onnx", "ultralytics") and not Path(spec).is_file():
             raise ConfigError(f"{spec}: model file does not exist")
     threads = options.pop("threads", None)
     if threads is not None and kind == "onnx":
         options["intra_op_num_threads"] = threads
-    elif threads is not None and kind == "python":
+    elif threads is not None and kind in ("python", "ultralytics", "torchvision"):
         options["threads"] = threads
     return LoadedPredictor(predictors.get(kind)(spec, **options), kind)

@@ -45,10 +45,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit, urlunsplit
 
 import numpy as np
-import yaml
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from brittle.configfiles import read_yaml_mapping, validate
 from brittle.errors import ConfigError, ModelError
 from brittle.models.names import read_names
 from brittle.types import Detections
@@ -315,13 +315,6 @@ class HttpConfig(_Strict):
         return self.response if self.response is not None else ROBOFLOW
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def _refuse_secrets(doc: Mapping[str, Any], source: str) -> None:
     """ConfigError when the file itself holds a key (the message never shows the value)."""
     hint = (
@@ -348,32 +341,11 @@ def _refuse_secrets(doc: Mapping[str, Any], source: str) -> None:
 def load_http_config(path: str | Path) -> HttpConfig:
     """Read and validate a ``*.http.yaml`` file; ConfigError lists every problem."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: HTTP model config does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the HTTP model config: {exc.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"{p}{where}: not valid YAML: {problem}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{p}: an HTTP model config is a mapping (url:, format:, ...)")
+    doc = read_yaml_mapping(
+        p, "HTTP model config", "an HTTP model config is a mapping (url:, format:, ...)"
+    )
     _refuse_secrets(doc, str(p))
-    try:
-        config = HttpConfig.model_validate(doc)
-    except ValidationError as exc:
-        # loc and msg only: pydantic's input_value could echo whatever was written.
-        lines = [
-            f"  {_location(e['loc'])}: {str(e['msg']).removeprefix('Value error, ')}"
-            for e in exc.errors()
-        ]
-        word = "problem" if len(lines) == 1 else "problems"
-        raise ConfigError(f"{p}: {len(lines)} {word}\n" + "\n".join(lines)) from None
+    config = validate(HttpConfig, doc, str(p))
     if config.format == "roboflow":
         defaults: dict[str, Any] = {}
         if "api_key_env" not in config.model_fields_set:

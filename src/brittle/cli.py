@@ -225,7 +225,10 @@ def eval_cmd(
     model: Annotated[
         list[str] | None,
         typer.Option(
-            "--model", help="[NAME=]SPEC: a .onnx file or path/to/file.py:Name. Repeatable."
+            "--model",
+            help="[NAME=]SPEC: a .onnx file, an Ultralytics .pt, a hosted model's .http.yaml, "
+            "torchvision:ARCH or a .torchvision.yaml, path/to/file.py:Name or module:Name "
+            "(docs/models.md). Repeatable.",
         ),
     ] = None,
     class_map: Annotated[

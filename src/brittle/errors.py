@@ -8,6 +8,7 @@ working for code that does not know about brittle::
     ├── ConfigError(ValueError)          bad option, suite or class map
     ├── DatasetError(ValueError)         a dataset that cannot be read
     ├── ModelError(RuntimeError)         a model that cannot be loaded or run
+    │   └── ModelUnavailableError        it cannot answer for any image: the run stops
     ├── UnknownNameError(KeyError)       unknown perturbation / reader / predictor
     ├── MissingDependencyError(ImportError)  an optional extra is not installed
     └── ShapeError(ValueError)           an array with the wrong shape or dtype
@@ -39,6 +40,14 @@ class DatasetError(BrittleError, ValueError):
 
 class ModelError(BrittleError, RuntimeError):
     """A model cannot be loaded, or its outputs cannot be decoded."""
+
+
+class ModelUnavailableError(ModelError):
+    """The model cannot answer for any image (an endpoint down, a key refused).
+
+    Unlike a ModelError on one image, which brittle records and goes on, this stops the
+    run: every other image would fail the same way. Predictions made so far stay cached.
+    """
 
 
 class ShapeError(BrittleError, ValueError):

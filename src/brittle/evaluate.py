@@ -389,11 +389,13 @@ def _score(
     keys: dict[tuple[int, int], str] = {}
     bar.start("scoring", len(models) * len(conditions))
     index = 0
+    run_hashes = {im.hash for im in plan.kept}
+    failures = cache.failures()
     for mi, m in enumerate(models):
         for c in range(len(conditions)):
-            key = score_key(
-                digest, m.predictor.fingerprint, m.label_map, cache_conditions[c], opts.scoring
-            )
+            fp, cond = m.predictor.fingerprint, cache_conditions[c]
+            failed = failures.get((fp, *cond), set()) & run_hashes
+            key = score_key(digest, fp, m.label_map, cond, opts.scoring, sorted(failed))
             blob = cache.get_score(key)
             if blob is not None:
                 scores[mi, c] = CellScore.from_bytes(blob)

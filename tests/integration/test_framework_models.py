@@ -91,6 +91,10 @@ def test_ultralytics_pt_predicts_what_ultralytics_predicts(yolo_pt: Path) -> Non
 
     predictor, kind = load_predictor(str(yolo_pt), conf=0.01, max_det=100)
     assert kind == "ultralytics"
+    # Importing Ultralytics patches PIL.Image.open process-wide; brittle puts Pillow's back.
+    from PIL import Image
+
+    assert Image.open.__module__ == "PIL.Image"
     assert tuple(predictor.class_names) == ("circle", "square", "triangle")
     assert predictor.fingerprint.startswith("ultralytics:")
     images = _images()

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from brittle.errors import ConfigError, ModelError
+from brittle.errors import ConfigError, ModelError, ModelUnavailableError
 from brittle.models import load_predictor, predictor_kind
 from brittle.models.http import (
     ROBOFLOW,
@@ -667,3 +667,52 @@ def test_predictor_requests_follow_the_rate_limit(tmp_path: Path) -> None:
     )  # fmt: skip
     predictor.predict([np.full((8, 8, 3), i, np.uint8) for i in range(5)])
     assert sorted(clock.slept) == pytest.approx([0.5, 0.5, 0.5, 0.5])
+
+
+def test_an_endpoint_that_is_down_stops_the_run_instead_of_failing_every_image(
+    tmp_path: Path,
+) -> None:
+    handler, seen = sequence(httpx.ConnectError)
+    text = ROBOFLOW_CONFIG + "stop_after: 3\n"
+    predictor = make(tmp_path, handler, text)
+    images = [np.full((20, 20, 3), i, np.uint8) for i in range(5)]
+    for image in images[:2]:  # a failing image is recorded and the run goes on...
+        with pytest.raises(ModelError, match="gave up after 4 attempts") as err:
+            predictor.predict([image])
+        assert not isinstance(err.value, ModelUnavailableError)
+    with pytest.raises(ModelUnavailableError, match=r"looks down: 3 images in a row") as down:
+        predictor.predict([images[2]])  # ...until three in a row did
+    assert "run the same command again" in str(down.value)
+    assert KEY not in str(down.value)
+    assert len(seen) == 3 * 4
+    with pytest.raises(ModelUnavailableError):  # from now on, at once and without requests
+        predictor.predict(images[3:])
+    assert len(seen) == 12
+
+
+def test_one_answer_resets_the_count_and_stop_after_0_never_stops(tmp_path: Path) -> None:
+    # Fails 4 attempts (one image), answers once, and so on: never 2 images in a row.
+    pattern = [httpx.ConnectError] * 4 + [one_car]
+    handler, seen = sequence(*(pattern * 3))
+    predictor = make(tmp_path, handler, ROBOFLOW_CONFIG + "stop_after: 2\n")
+    for i in range(3):
+        with pytest.raises(ModelError) as err:
+            predictor.predict([np.full((20, 20, 3), 2 * i, np.uint8)])
+        assert not isinstance(err.value, ModelUnavailableError)
+        assert len(predictor.predict([np.full((20, 20, 3), 2 * i + 1, np.uint8)])[0]) == 1
+    assert len(seen) == 3 * 5
+    handler, seen = sequence(httpx.ConnectError)
+    predictor = make(tmp_path, handler, ROBOFLOW_CONFIG + "stop_after: 0\n")
+    for i in range(8):
+        with pytest.raises(ModelError) as err:
+            predictor.predict([np.full((20, 20, 3), i, np.uint8)])
+        assert not isinstance(err.value, ModelUnavailableError)
+    assert len(seen) == 8 * 4
+
+
+def test_a_refused_key_stops_the_run(tmp_path: Path) -> None:
+    handler, seen = sequence(httpx.Response(401, json={"message": "Unauthorized"}))
+    predictor = make(tmp_path, handler)
+    with pytest.raises(ModelUnavailableError, match="HTTP 401"):
+        predictor.predict([IMAGE, IMAGE[:10]])
+    assert len(seen) <= 2

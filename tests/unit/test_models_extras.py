@@ -34,12 +34,12 @@ def test_missing_extras_name_the_install_command(tmp_path: Path) -> None:
     pt.write_bytes(b"x")
     proc = _run(
         f"""
-        from brittle.errors import ConfigError
+        from brittle.errors import MissingDependencyError
         from brittle.models import load_predictor
         for spec in ({str(pt)!r}, "torchvision:fasterrcnn_resnet50_fpn"):
             try:
                 load_predictor(spec)
-            except ConfigError as exc:
+            except MissingDependencyError as exc:
                 print(exc)
         # Core brittle needs none of them: these imports would raise ImportError.
         import brittle.cli, brittle.evaluate, brittle.report, brittle.run.worker

@@ -2,14 +2,15 @@
 
 Core brittle runs ONNX, Python and hosted models without any of these. A model kind that
 needs one imports it through :func:`require`, so a missing extra is a ConfigError that
-names the ``pip install`` fixing it, not an ImportError from deep inside a loader.
+names the ``pip install`` fixing it (a MissingDependencyError, itself an ImportError),
+not an ImportError from deep inside a loader.
 
 >>> require("json", extra="none").dumps([1])
 '[1]'
 >>> require("surely_not_installed_xyz", extra="torch")
 Traceback (most recent call last):
 ...
-brittle.errors.ConfigError: this model needs surely_not_installed_xyz, which is not \
+brittle.errors.MissingDependencyError: this model needs surely_not_installed_xyz, which is not \
 installed: pip install 'brittle[torch]'
 """
 
@@ -20,7 +21,7 @@ import importlib
 import os
 from types import ModuleType
 
-from brittle.errors import ConfigError
+from brittle.errors import MissingDependencyError
 
 __all__ = ["framework_versions", "quiet_ultralytics_environment", "require", "set_torch_threads"]
 
@@ -33,7 +34,7 @@ def require(module: str, *, extra: str, note: str = "") -> ModuleType:
         top = module.partition(".")[0]
         missing = getattr(exc, "name", None) or top
         what = top if missing.partition(".")[0] == top else f"{top} (its dependency {missing})"
-        raise ConfigError(
+        raise MissingDependencyError(
             f"this model needs {what}, which is not installed: pip install 'brittle[{extra}]'"
             + (f" ({note})" if note else "")
         ) from exc

@@ -44,7 +44,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import numpy as np
 from numpy.typing import NDArray
 
-from brittle.errors import ConfigError, ModelError
+from brittle.errors import ConfigError, ModelError, ModelUnavailableError
 from brittle.models.http_config import (
     PARSER_VERSION,
     ROBOFLOW,
@@ -228,6 +228,10 @@ def _image_key(image: NDArray[np.uint8]) -> bytes:
     return h.digest()
 
 
+class _GaveUpError(ModelError):
+    """One image failed after every retry on transient errors (5xx, 429, timeouts, ...)."""
+
+
 class _RetryableError(Exception):
     """A failed attempt worth repeating; ``kind`` counts it in ``HttpPredictor.stats``."""
 
@@ -309,8 +313,10 @@ class HttpPredictor:
         #: What a failed call learnt, by image, for the image-by-image retry brittle makes
         #: next (see predict): bounded, and each entry is used once.
         self._carry: OrderedDict[bytes, Detections | ModelError] = OrderedDict()
-        #: An answer that no retry and no other image can change (bad key, wrong URL).
+        #: An answer that no retry and no other image can change (bad key, wrong URL), or
+        #: the verdict that the endpoint is down (stop_after images in a row gave up).
         self._fatal: str | None = None
+        self._gave_up_in_row = 0
         self.stats: dict[str, int] = {"requests": 0, "retries": 0, "failed_images": 0}
 
     @classmethod
@@ -378,6 +384,9 @@ class HttpPredictor:
         failed = [i for i, r in enumerate(results) if isinstance(r, ModelError)]
         if not failed:
             return [r for r in results if isinstance(r, Detections)]
+        for r in results:
+            if isinstance(r, ModelUnavailableError):
+                raise r  # the run stops: nothing to carry over
         # brittle answers a failed call by calling again image by image: keep what this
         # call learnt (answers and failures, not what it took from the carry) for that.
         with self._lock:
@@ -397,7 +406,25 @@ class HttpPredictor:
 
     def _guarded(self, image: NDArray[np.uint8]) -> Detections | ModelError:
         try:
-            return self._predict_one(image)
+            dets = self._predict_one(image)
+        except ModelUnavailableError as exc:
+            return ModelUnavailableError(self._redact(str(exc)))
+        except _GaveUpError as exc:
+            with self._lock:
+                self.stats["failed_images"] += 1
+                self._gave_up_in_row += 1
+                stop = self.config.stop_after and self._gave_up_in_row >= self.config.stop_after
+                if stop and self._fatal is None:
+                    self._fatal = (
+                        f"{self.source}: {self._shown_url()} looks down: "
+                        f"{self._gave_up_in_row} images in a row failed after "
+                        f"{self.config.retries + 1} attempts each (last: {exc}); the "
+                        "predictions made so far are cached: run the same command again "
+                        "once the endpoint answers (stop_after: 0 never stops)"
+                    )
+            if stop:
+                return ModelUnavailableError(self._redact(self._fatal or str(exc)))
+            return ModelError(self._redact(str(exc)))
         except ModelError as exc:
             with self._lock:
                 self.stats["failed_images"] += 1
@@ -406,6 +433,9 @@ class HttpPredictor:
             with self._lock:
                 self.stats["failed_images"] += 1
             return ModelError(self._redact(f"{type(exc).__name__}: {exc}"))
+        with self._lock:
+            self._gave_up_in_row = 0
+        return dets
 
     def _predict_one(self, image: NDArray[np.uint8]) -> Detections:
         import httpx
@@ -436,7 +466,7 @@ class HttpPredictor:
         problems: list[str] = []
         client = self._http()
         if self._fatal is not None:
-            raise ModelError(self._fatal)
+            raise ModelUnavailableError(self._fatal)
         for attempt in range(attempts):
             self._limiter.acquire()
             with self._lock:
@@ -470,6 +500,7 @@ class HttpPredictor:
                 refused = self._refused(resp)
                 if status in (401, 403, 404):
                     self._fatal = refused  # every other image would get the same answer
+                    raise ModelUnavailableError(refused)
                 raise ModelError(refused)
             except _RetryableError as exc:
                 problem = exc
@@ -492,7 +523,7 @@ class HttpPredictor:
         last = problems[-1]
         others = sorted(set(problems[:-1]) - {last})
         also = f" (earlier: {'; '.join(others)[:200]})" if others else ""
-        raise ModelError(
+        raise _GaveUpError(
             f"{self.source}: {self._shown_url()}: gave up after {attempts} attempts: {last}{also}"
         )
 

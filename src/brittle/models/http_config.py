@@ -178,6 +178,12 @@ class HttpConfig(_Strict):
     backoff: float = Field(default=0.5, gt=0, description="first retry waits up to this (s)")
     backoff_max: float = Field(default=30.0, gt=0, description="longest backoff (s)")
     retry_after_max: float = Field(default=60.0, gt=0, description="cap on Retry-After (s)")
+    stop_after: int = Field(
+        default=5,
+        ge=0,
+        description="stop the run when this many images in a row failed after every retry "
+        "(the endpoint is down; finished predictions stay cached); 0: never stop",
+    )
 
     @field_validator("api_key_env")
     @classmethod

@@ -23,6 +23,7 @@ brittle.errors.ConfigError: weights/missing.pt: model file does not exist
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,28 @@ __all__ = ["UltralyticsDetector"]
 
 _LICENCE = "Ultralytics is AGPL-3.0; brittle uses it only for .pt models"
 _BOX_TASKS = ("detect", "segment", "pose")
+
+
+def _import_ultralytics() -> Any:
+    """Import Ultralytics without letting it change how brittle reads images.
+
+    Importing it replaces ``PIL.Image.open`` process-wide with a wrapper that, on a file
+    Pillow cannot identify, tries to install and import a HEIF plugin: brittle's dataset
+    reader would then report a text file named ``.jpg`` as "No module named 'pi_heif'".
+    brittle gives Ultralytics decoded arrays, never files, so Pillow's own ``open`` is
+    put back.
+    """
+    from PIL import Image
+
+    before = Image.open
+    ultralytics = require("ultralytics", extra="ultralytics", note=_LICENCE)
+    if getattr(before, "__module__", "").startswith("ultralytics"):
+        # Imported (and patched) before brittle got here: its saved original.
+        patches = sys.modules.get(before.__module__)
+        before = getattr(patches, "_image_open", None) or before
+    if Image.open is not before:
+        Image.open = before
+    return ultralytics
 
 
 class UltralyticsDetector:
@@ -72,7 +95,7 @@ class UltralyticsDetector:
         if iou is not None and not 0.0 < iou <= 1.0:
             raise ConfigError(f"{path}: iou must be in (0, 1], got {iou}")
         quiet_ultralytics_environment()
-        ultralytics = require("ultralytics", extra="ultralytics", note=_LICENCE)
+        ultralytics = _import_ultralytics()
         set_torch_threads(threads)
         try:
             model = ultralytics.YOLO(str(self.path))

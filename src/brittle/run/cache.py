@@ -205,10 +205,14 @@ class PredictionCache:
         return found
 
     def present(self, keys: Sequence[CacheKey]) -> set[CacheKey]:
-        """The keys among ``keys`` that have a stored entry (without reading it)."""
+        """The keys among ``keys`` with a stored prediction (without reading it).
+
+        A stored *failure* does not count: the next run tries that image again (a hosted
+        model that was down, a transient error), and keeps the answer if it gets one.
+        """
         query = (
             "SELECT 1 FROM predictions WHERE model=? AND image=? "
-            "AND perturbation=? AND severity=? AND seed=?"
+            "AND perturbation=? AND severity=? AND seed=? AND error IS NULL"
         )
         return {
             k
@@ -217,6 +221,20 @@ class PredictionCache:
                 query, (k.model, k.image, k.perturbation, k.severity, k.seed)
             ).fetchone()
         }
+
+    def failures(self) -> dict[tuple[str, str, int, int], set[str]]:
+        """Images with a stored failure, by (model, perturbation, severity, seed).
+
+        Failures are rare and a retried one can turn into a prediction, so cell scores
+        are keyed on them too (see brittle.run.scoring.score_key).
+        """
+        out: dict[tuple[str, str, int, int], set[str]] = {}
+        for model, image, pert, sev, seed in self._db.execute(
+            "SELECT model, image, perturbation, severity, seed FROM predictions "
+            "WHERE error IS NOT NULL"
+        ):
+            out.setdefault((model, pert, sev, seed), set()).add(image)
+        return out
 
     def get_score(self, key: str) -> bytes | None:
         """A cached cell score (see brittle.run.scoring), or None."""

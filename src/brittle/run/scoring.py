@@ -211,8 +211,13 @@ def score_key(
     label_map: LabelMap,
     condition: tuple[str, int, int],
     options: ScoreOptions,
+    failed: Sequence[str] = (),
 ) -> str:
-    """The score cache key of a cell: everything its numbers depend on."""
+    """The score cache key of a cell: everything its numbers depend on.
+
+    ``failed``: the hashes of the cell's images whose prediction failed. A later run
+    retries them, so the same cell can be scored with and without them.
+    """
     blob = json.dumps(
         {
             "v": SCORING_VERSION,
@@ -221,6 +226,7 @@ def score_key(
             "map": [list(label_map.dataset_names), label_map.index.tolist()],
             "condition": list(condition),
             "options": options.as_dict(),
+            **({"failed": sorted(failed)} if failed else {}),
         },
         sort_keys=True,
     )

@@ -40,7 +40,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from brittle.data.base import Dataset, ImageRecord
-from brittle.errors import BrittleError, ConfigError, DatasetError, ModelError
+from brittle.errors import (
+    BrittleError,
+    ConfigError,
+    DatasetError,
+    ModelError,
+    ModelUnavailableError,
+)
 from brittle.models.base import Predictor
 from brittle.models.classmap import LabelMap
 from brittle.perturbations import rng_for, tuned
@@ -261,6 +267,8 @@ class _Worker:
             if len(outs) != len(batch):
                 raise ModelError(f"returned {len(outs)} results for {len(batch)} images")
             return list(outs), [None] * len(batch)
+        except ModelUnavailableError:
+            raise  # the model cannot answer at all: stop the run, do not record N failures
         except Exception as exc:
             if self.setup.fail_fast:
                 where = ids[0] if len(ids) == 1 else f"a batch from {ids[0]}"
@@ -279,6 +287,8 @@ class _Worker:
                     raise ModelError(f"returned {len(out)} results for 1 image")
                 dets.append(out[0])
                 errors.append(None)
+            except ModelUnavailableError:
+                raise
             except Exception as exc:
                 dets.append(Detections.empty())
                 errors.append(f"{type(exc).__name__}: {exc}")

@@ -2,7 +2,7 @@
 # mypy: allow-subclassing-any
 """Train the tiny detectors that ship with ``brittle demo`` (src/brittle/demo/models/).
 
-    .venv/bin/pip install torch==2.13.0      # dev only: brittle itself never imports torch
+    ./dev setup                              # torch is a dev dependency; brittle never imports it
     .venv/bin/python scripts/train_demo_models.py [--out DIR] [--summary FILE.json]
 
 Three detectors with one architecture (:class:`TinyDet`, see docs/demo.md), trained on the
@@ -38,7 +38,7 @@ try:
     import torch  # type: ignore[import-not-found, unused-ignore]
 except ImportError:
     raise SystemExit(
-        "scripts/train_demo_models.py needs torch (dev only): .venv/bin/pip install torch==2.13.0"
+        "scripts/train_demo_models.py needs torch (dev only): ./dev setup, or pip install torch"
     ) from None
 from torch import Tensor, nn  # type: ignore[import-not-found, unused-ignore]
 from torch.nn import functional as nnf  # type: ignore[import-not-found, unused-ignore]

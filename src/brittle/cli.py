@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from brittle._version import __version__
@@ -39,7 +40,7 @@ EXIT_INTERNAL = 3
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -81,7 +82,7 @@ def _pick(table: dict[str | None, str], name: str) -> str | None:
 
 def _print_issues(dataset: Dataset) -> None:
     for line in dataset.issues.summary():
-        err_console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def _load_models(
@@ -745,7 +746,8 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except BrittleError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        message = escape(str(exc))  # messages quote user text: "models[api]" is no markup
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
     except Exception as exc:  # a bug in brittle: say so, keep the traceback for the report
         import traceback

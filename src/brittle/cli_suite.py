@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from brittle.cli import _fail, app, console, err_console
+from brittle.errors import ConfigError
 
 if TYPE_CHECKING:
     from brittle.suitefile import SuiteFile
@@ -41,11 +43,13 @@ def validate_cmd(
 
     sf = load_suite(suite)
     cells = sf.resolved().cells()
-    missing = [
-        p for p in _paths(sf, suite.parent) if not p.exists()
-    ]  # fmt: skip
-    for p in missing:
-        err_console.print(f"[yellow]warning:[/] {p} does not exist (yet)", highlight=False)
+    paths, problems = _paths(sf, suite.parent)
+    for p in paths:
+        if not p.exists():
+            shown = escape(str(p))
+            err_console.print(f"[yellow]warning:[/] {shown} does not exist (yet)", highlight=False)
+    if problems:
+        raise ConfigError("\n".join(problems))
     console.print(
         f"{suite}: valid: {len(sf.models)} models, {len(cells)} perturbation cells, "
         f"{len(sf.checks)} checks",
@@ -53,16 +57,41 @@ def validate_cmd(
     )
 
 
-def _paths(sf: SuiteFile, base: Path) -> list[Path]:
-    """The files a suite names (dataset, model files, class maps), resolved."""
+def _paths(sf: SuiteFile, base: Path) -> tuple[list[Path], list[str]]:
+    """The files a suite names, resolved (dataset, model files, class maps, and the files
+    named inside hosted-model and torchvision configs), and the problems of those configs.
+    """
     out = [resolve(base, sf.dataset.path)]
+    problems: list[str] = []
     for m in sf.models:
         spec = model_spec(base, m.spec)
         if spec.lower().endswith(_MODEL_FILES) or ".py:" in spec:
             out.append(Path(spec.rsplit(":", 1)[0] if ".py:" in spec else spec))
+        try:
+            out += _config_files(Path(spec))
+        except ConfigError as exc:
+            problems.append(f"models[{m.name}]: {exc}")
         if m.class_map:
             out.append(resolve(base, m.class_map))
-    return out
+    return out, problems
+
+
+def _config_files(spec: Path) -> list[Path]:
+    """Files a model config names (validating the config), for an existing config file."""
+    low = spec.name.lower()
+    if not spec.is_file():
+        return []
+    if low.endswith((".http.yaml", ".http.yml")):
+        from brittle.models.http_config import load_http_config
+
+        names = load_http_config(spec).class_names
+        return [resolve(spec.parent, names)] if isinstance(names, str) else []
+    if low.endswith((".torchvision.yaml", ".torchvision.yml")):
+        from brittle.models.torchvision_model import load_torchvision_config, weights_is_file
+
+        weights = load_torchvision_config(spec).weights
+        return [resolve(spec.parent, weights)] if weights_is_file(weights) else []
+    return []
 
 
 def resolve(base: Path, path: str) -> Path:

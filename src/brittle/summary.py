@@ -6,6 +6,7 @@ Shared by ``brittle eval`` / ``brittle run`` (after the run) and, later, ``britt
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from brittle.perturbations.base import FAMILIES
@@ -22,7 +23,7 @@ def print_clean(console: Console, results: Results) -> None:
     """Per model: AP per class; then the COCO summary of every labeled model."""
     for name, m in results.models.items():
         if m.clean is None:
-            console.print(f"[bold]{name}[/]: no labels, no metrics")
+            console.print(f"[bold]{escape(name)}[/]: no labels, no metrics")
             continue
         console.print(
             f"\n[bold]{name}[/] ({m.kind}) on {results.dataset.name}: "

@@ -202,3 +202,41 @@ def test_parameter_overrides_reach_the_workers_and_the_results(
     # The detector is exact: a known shift of the pixels keeps every box found, and the
     # ground truth moves with it, so the model is unaffected.
     assert res["models"]["rect"]["perturbations"]["translate"]["consistency"] == 1.0
+
+
+def test_validate_reads_the_model_configs_a_suite_names(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "frcnn.torchvision.yaml").write_text(
+        "arch: fasterrcnn_mobilenet_v3_large_fpn\nweights: ppe.pth\nclass_names: [a, b]\n"
+    )
+    (tmp_path / "models" / "api.http.yaml").write_text(
+        "url: https://api.example.test/m/1\nformat: roboflow\nclass_names: names.txt\nretries: 99\n"
+    )
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        textwrap.dedent(
+            """\
+            version: 1
+            dataset: {path: data}
+            models:
+              - {name: frcnn, spec: models/frcnn.torchvision.yaml}
+              - {name: api, spec: models/api.http.yaml}
+            """
+        )
+    )
+    proc = _brittle("validate", str(suite))
+    # The hosted model's config is invalid: located, and the exit code says bad input.
+    assert proc.returncode == 2, proc.stderr
+    assert "models[api]:" in proc.stderr
+    assert "api.http.yaml: 1 problem" in proc.stderr
+    assert "retries: Input should be less than or equal to 20" in proc.stderr
+    # Files named inside the configs, resolved relative to each config, are looked for.
+    assert f"{tmp_path / 'models' / 'ppe.pth'} does not exist" in proc.stderr
+    (tmp_path / "models" / "api.http.yaml").write_text(
+        "url: https://api.example.test/m/1\nformat: roboflow\nclass_names: names.txt\n"
+    )
+    proc = _brittle("validate", str(suite))
+    assert proc.returncode == 0, proc.stderr
+    assert f"{tmp_path / 'models' / 'names.txt'} does not exist" in proc.stderr
+    assert "valid: 2 models" in proc.stdout

@@ -49,6 +49,7 @@ __all__ = [
     "compact_categories",
     "load_torchvision_config",
     "load_torchvision_predictor",
+    "weights_is_file",
 ]
 
 #: Placeholder categories in torchvision's COCO metadata (ids without a class).
@@ -136,6 +137,15 @@ def _state_dict(path: Path) -> dict[str, Any]:
     return blob
 
 
+def weights_is_file(weights: str) -> bool:
+    """Whether ``weights:`` names a file (else a torchvision weights name like COCO_V1).
+
+    >>> weights_is_file("ppe.pth"), weights_is_file("ckpt/best"), weights_is_file("COCO_V1")
+    (True, True, False)
+    """
+    return Path(weights).suffix in (".pth", ".pt", ".bin") or "/" in weights or "\\" in weights
+
+
 class _Weights(NamedTuple):
     names: tuple[str, ...]
     num_classes: int
@@ -151,7 +161,7 @@ def _resolve_weights(config: TorchvisionConfig, source: str, base_dir: Path | No
     if base_dir is not None and not weights_file.is_absolute():
         weights_file = base_dir / weights_file
     lut: list[int] | None = None
-    if weights_file.suffix in (".pth", ".pt", ".bin") or weights_file.is_file():
+    if weights_is_file(config.weights) or weights_file.is_file():
         if not weights_file.is_file():
             raise ConfigError(f"{source}: weights file {weights_file} does not exist")
         if config.class_names is None:

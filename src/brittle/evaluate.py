@@ -98,6 +98,10 @@ def parse_model_arg(arg: str) -> tuple[str, str]:
     ('FastestDet', 'examples/fastestdet.py:FastestDet')
     >>> parse_model_arg("examples/roboflow.http.yaml")
     ('roboflow', 'examples/roboflow.http.yaml')
+    >>> parse_model_arg("models/ppe.torchvision.yaml")
+    ('ppe', 'models/ppe.torchvision.yaml')
+    >>> parse_model_arg("torchvision:fcos_resnet50_fpn")
+    ('fcos_resnet50_fpn', 'torchvision:fcos_resnet50_fpn')
     """
     name, sep, spec = arg.partition("=")
     # "NAME=" only when NAME looks like a name: a URL's query may contain '=' too.
@@ -107,7 +111,7 @@ def parse_model_arg(arg: str) -> tuple[str, str]:
     if "://" not in spec and ":" in spec.rsplit("/", 1)[-1]:
         return spec.rsplit(":", 1)[1], spec
     stem = spec.rstrip("/").rsplit("/", 1)[-1]
-    for suffix in (".http.yaml", ".http.yml"):
+    for suffix in (".http.yaml", ".http.yml", ".torchvision.yaml", ".torchvision.yml"):
         if stem.endswith(suffix) and len(stem) > len(suffix):
             return stem[: -len(suffix)], spec
     return (stem.rsplit(".", 1)[0] or stem), spec

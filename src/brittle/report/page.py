@@ -434,18 +434,41 @@ def _gallery_groups(
 
 
 def _duration(run_info: Any) -> str:
-    """The run's wall time from run.json, for people.
+    """The last run's wall time from run.json, for people, saying what the cache supplied.
+
+    A re-run that found every prediction cached takes seconds; without saying so, a
+    report would suggest the whole evaluation took that long.
 
     >>> _duration({"seconds": 181.07}), _duration({"seconds": 4.2}), _duration({})
     ('3 min 1 s', '4.2 s', '')
+    >>> _duration({"seconds": 1.9, "inferred_predictions": {"a": 0},
+    ...            "cached_predictions": {"a": 9700}})
+    '1.9 s, every prediction from the cache'
+    >>> _duration({"seconds": 65, "inferred_predictions": {"a": 300, "b": 0},
+    ...            "cached_predictions": {"a": 9400, "b": 9700}})
+    '1 min 5 s: 300 predictions made, 19,100 from the cache'
     """
     s = run_info.get("seconds") if isinstance(run_info, dict) else None
     if not isinstance(s, int | float) or isinstance(s, bool) or s < 0:
         return ""
     if s < 60:
-        return f"{s:.1f} s"
-    m, sec = divmod(round(s), 60)
-    return f"{m // 60} h {m % 60} min" if m >= 60 else f"{m} min {sec} s"
+        text = f"{s:.1f} s"
+    else:
+        m, sec = divmod(round(s), 60)
+        text = f"{m // 60} h {m % 60} min" if m >= 60 else f"{m} min {sec} s"
+    made, cached = (_total(run_info.get(k)) for k in ("inferred_predictions", "cached_predictions"))
+    if cached and not made:
+        return f"{text}, every prediction from the cache"
+    if cached:
+        return f"{text}: {made:,} predictions made, {cached:,} from the cache"
+    return text
+
+
+def _total(counts: Any) -> int:
+    """The sum of run.json's per-model counts (0 when absent or malformed)."""
+    if not isinstance(counts, dict):
+        return 0
+    return sum(v for v in counts.values() if isinstance(v, int) and not isinstance(v, bool))
 
 
 def report_context(run_dir: Path) -> dict[str, Any]:

@@ -109,6 +109,9 @@ def _blob(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a).tobytes()
 
 
+#: Images per ``IN (...)`` query (SQLite allows 32,766 parameters; smaller is as fast).
+_IN_CHUNK = 500
+
 # One row per stored box: 4 float32 coordinates, a float32 score, an int64 label.
 _ROW_BYTES = 4 * 4 + 4 + 8
 
@@ -192,16 +195,24 @@ class PredictionCache:
     def get_many(self, keys: Sequence[CacheKey]) -> dict[CacheKey, CacheEntry]:
         """The stored entries among ``keys`` (missing keys are absent from the result)."""
         found: dict[CacheKey, CacheEntry] = {}
-        query = (
-            "SELECT detections, error FROM predictions WHERE model=? AND image=? "
-            "AND perturbation=? AND severity=? AND seed=?"
-        )
+        # One query per condition and chunk of images rather than one per key: scoring
+        # reads a whole cell at a time, and per-row queries cost more than decoding.
+        by_condition: dict[tuple[str, str, int, int], dict[str, CacheKey]] = {}
         for key in keys:
-            row = self._db.execute(
-                query, (key.model, key.image, key.perturbation, key.severity, key.seed)
-            ).fetchone()
-            if row is not None:
-                found[key] = CacheEntry(decode_detections(row[0]), row[1])
+            cell = (key.model, key.perturbation, key.severity, key.seed)
+            by_condition.setdefault(cell, {})[key.image] = key
+        for (model, pert, sev, seed), wanted in by_condition.items():
+            images = list(wanted)
+            for i in range(0, len(images), _IN_CHUNK):
+                chunk = images[i : i + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT image, detections, error FROM predictions WHERE model=? AND "
+                    f"perturbation=? AND severity=? AND seed=? AND image IN ({marks})",
+                    (model, pert, sev, seed, *chunk),
+                )
+                for image, blob, error in rows:
+                    found[wanted[image]] = CacheEntry(decode_detections(blob), error)
         return found
 
     def present(self, keys: Sequence[CacheKey]) -> set[CacheKey]:

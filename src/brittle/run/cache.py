@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -192,11 +193,14 @@ class PredictionCache:
     def close(self) -> None:
         self._db.close()
 
-    def get_many(self, keys: Sequence[CacheKey]) -> dict[CacheKey, CacheEntry]:
-        """The stored entries among ``keys`` (missing keys are absent from the result)."""
-        found: dict[CacheKey, CacheEntry] = {}
-        # One query per condition and chunk of images rather than one per key: scoring
-        # reads a whole cell at a time, and per-row queries cost more than decoding.
+    def _rows(
+        self, keys: Sequence[CacheKey], columns: str, where: str = ""
+    ) -> Iterator[tuple[CacheKey, tuple[Any, ...]]]:
+        """(key, the row's other ``columns``) for each stored row among ``keys``.
+
+        One query per condition and chunk of images rather than one per key: runs read
+        and check whole cells, and per-row queries cost more than the decoding.
+        """
         by_condition: dict[tuple[str, str, int, int], dict[str, CacheKey]] = {}
         for key in keys:
             cell = (key.model, key.perturbation, key.severity, key.seed)
@@ -207,13 +211,19 @@ class PredictionCache:
                 chunk = images[i : i + _IN_CHUNK]
                 marks = ",".join("?" * len(chunk))
                 rows = self._db.execute(
-                    "SELECT image, detections, error FROM predictions WHERE model=? AND "
-                    f"perturbation=? AND severity=? AND seed=? AND image IN ({marks})",
+                    f"SELECT image, {columns} FROM predictions WHERE model=? AND "
+                    f"perturbation=? AND severity=? AND seed=? {where} AND image IN ({marks})",
                     (model, pert, sev, seed, *chunk),
                 )
-                for image, blob, error in rows:
-                    found[wanted[image]] = CacheEntry(decode_detections(blob), error)
-        return found
+                for image, *rest in rows:
+                    yield wanted[image], tuple(rest)
+
+    def get_many(self, keys: Sequence[CacheKey]) -> dict[CacheKey, CacheEntry]:
+        """The stored entries among ``keys`` (missing keys are absent from the result)."""
+        return {
+            key: CacheEntry(decode_detections(blob), error)
+            for key, (blob, error) in self._rows(keys, "detections, error")
+        }
 
     def present(self, keys: Sequence[CacheKey]) -> set[CacheKey]:
         """The keys among ``keys`` with a stored prediction (without reading it).
@@ -221,17 +231,7 @@ class PredictionCache:
         A stored *failure* does not count: the next run tries that image again (a hosted
         model that was down, a transient error), and keeps the answer if it gets one.
         """
-        query = (
-            "SELECT 1 FROM predictions WHERE model=? AND image=? "
-            "AND perturbation=? AND severity=? AND seed=? AND error IS NULL"
-        )
-        return {
-            k
-            for k in keys
-            if self._db.execute(
-                query, (k.model, k.image, k.perturbation, k.severity, k.seed)
-            ).fetchone()
-        }
+        return {key for key, _ in self._rows(keys, "1", "AND error IS NULL")}
 
     def failures(self) -> dict[tuple[str, str, int, int], set[str]]:
         """Images with a stored failure, by (model, perturbation, severity, seed).

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from brittle._version import __version__
 from brittle.errors import BrittleError
@@ -412,7 +413,7 @@ def eval_cmd(
         except KeyboardInterrupt:
             bar.stop()
             err_console.print(
-                f"[yellow]interrupted.[/] Finished work is cached in {out_dir}; "
+                f"[yellow]interrupted.[/] Finished work is cached in {escape(str(out_dir))}; "
                 "run the same command (with the same --out) to resume.",
                 highlight=False,
                 soft_wrap=True,
@@ -437,7 +438,7 @@ def _print_run(results: Results, out_dir: Path, report: Path) -> None:
     from brittle.summary import print_clean, print_robustness, print_verdict
 
     if results.dataset.skipped_images:
-        shown = ", ".join(results.dataset.skipped_images[:5])
+        shown = escape(", ".join(results.dataset.skipped_images[:5]))
         more = len(results.dataset.skipped_images) - 5
         err_console.print(
             f"[yellow]warning:[/] {len(results.dataset.skipped_images)} images could not be "
@@ -448,8 +449,8 @@ def _print_run(results: Results, out_dir: Path, report: Path) -> None:
     print_clean(console, results)
     print_robustness(console, results)
     print_verdict(console, results)
-    console.print(f"results: {out_dir / RESULTS_FILE}", highlight=False)
-    console.print(f"report:  {report}", highlight=False)
+    console.print(f"results: {out_dir / RESULTS_FILE}", highlight=False, markup=False)
+    console.print(f"report:  {report}", highlight=False, markup=False)
 
 
 app.command(
@@ -509,7 +510,7 @@ def compare_cmd(
     print_robustness(console, results)
     print_verdict(console, results)
     if out is not None:
-        console.print(f"comparison: {path}\nreport:     {report}", highlight=False)
+        console.print(f"comparison: {path}\nreport:     {report}", highlight=False, markup=False)
 
 
 @app.command("export")
@@ -528,6 +529,7 @@ def export_cmd(
     console.print(
         f"wrote {coco_gt} ({n_images} images) and {coco_results} ({n_dets} detections)",
         highlight=False,
+        markup=False,
     )
 
 
@@ -608,7 +610,7 @@ def score_cmd(
         pc.add_column("AP50-95", justify="right")
         pc.add_column("AP50", justify="right")
         for c in ap:
-            pc.add_row(names[c], fmt(ap[c]), fmt(ap50.get(c)))
+            pc.add_row(Text(names[c]), fmt(ap[c]), fmt(ap50.get(c)))
         console.print(pc)
 
 
@@ -625,8 +627,8 @@ def data_cmd(
     dataset = open_dataset(data, format=data_format, split=split, strict=strict)
     split_note = f", split {dataset.split}" if dataset.split else ""
     console.print(
-        f"[bold]{dataset.name}[/] ({dataset.format}{split_note}): {len(dataset)} images "
-        f"at {dataset.root}",
+        f"[bold]{escape(dataset.name)}[/] ({escape(dataset.format + split_note)}): "
+        f"{len(dataset)} images at {escape(str(dataset.root))}",
         highlight=False,
     )
     table = Table()
@@ -638,14 +640,14 @@ def data_cmd(
             for c in r.targets.labels.tolist():
                 counts[c] += 1
     for name, n in zip(dataset.class_names, counts, strict=True):
-        table.add_row(name, str(n))
+        table.add_row(Text(name), str(n))
     console.print(table)
     if not dataset.issues:
         console.print("no problems found")
     for kind, n in dataset.issues.counts().items():
         console.print(f"[yellow]{kind}[/]: {n}", highlight=False)
         for issue in dataset.issues.examples(kind):
-            console.print(f"  {issue}", highlight=False, soft_wrap=True)
+            console.print(f"  {issue}", highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command("perturbations")
@@ -734,6 +736,7 @@ def _render_preview(
     console.print(
         f"wrote {out}: {len(names)} perturbations x severities 1-5 of {image_path}",
         highlight=False,
+        markup=False,
     )
 
 
@@ -754,7 +757,8 @@ def main() -> None:
 
         traceback.print_exc()
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (please report this)",
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
+            "(please report this)",
             highlight=False,
             soft_wrap=True,
         )

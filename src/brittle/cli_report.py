@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from brittle.cli import _fail, app, console, err_console
 
@@ -54,7 +55,7 @@ def report_cmd(
     else:
         _results(path)
         written = write_report(path, out)
-    console.print(f"report: {written}", highlight=False)
+    console.print(f"report: {written}", highlight=False, markup=False)
 
 
 @app.command("show")
@@ -90,8 +91,8 @@ def serve_cmd(
         _fail(f"{directory}: not a directory")
     if host not in LOOPBACK:
         err_console.print(
-            f"[yellow]warning:[/] serving {directory} on {host}: anyone who can reach this "
-            "address can read every file under it",
+            f"[yellow]warning:[/] serving {escape(str(directory))} on {escape(host)}: anyone who "
+            "can reach this address can read every file under it",
             highlight=False,
             soft_wrap=True,
         )
@@ -104,6 +105,7 @@ def serve_cmd(
     console.print(
         f"serving {directory} at http://{shown}:{server.server_address[1]}/ (Ctrl-C stops)",
         highlight=False,
+        markup=False,
     )
     try:
         server.serve_forever()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from brittle.cli import _fail, app, console, err_console
 from brittle.errors import ConfigError
@@ -54,6 +55,7 @@ def validate_cmd(
         f"{suite}: valid: {len(sf.models)} models, {len(cells)} perturbation cells, "
         f"{len(sf.checks)} checks",
         highlight=False,
+        markup=False,
     )
 
 
@@ -178,7 +180,9 @@ def init_cmd(
     text = _STARTER.format(name=out.name, data=json.dumps(data), models="\n".join(lines) + "\n")
     out.write_text(text)
     load_suite(out)  # the starter must itself be valid
-    console.print(f"wrote {out}; edit it, then: brittle validate {out}", highlight=False)
+    console.print(
+        f"wrote {out}; edit it, then: brittle validate {out}", highlight=False, markup=False
+    )
 
 
 def apply_checks(run_dir: Path, sf: SuiteFile, baseline: Path | None, junit: Path | None) -> int:
@@ -199,12 +203,12 @@ def apply_checks(run_dir: Path, sf: SuiteFile, baseline: Path | None, junit: Pat
         detail = o.message + "".join(f"\n  {d}" for d in o.details[:5])
         if len(o.details) > 5:
             detail += f"\n  ... and {len(o.details) - 5} more"
-        table.add_row(marks[o.status], o.label, detail)
+        table.add_row(marks[o.status], Text(o.label), Text(detail))
     console.print(table)
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
         junit.write_text(junit_xml(outcomes))
-        console.print(f"JUnit: {junit}", highlight=False)
+        console.print(f"JUnit: {junit}", highlight=False, markup=False)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for line in github_annotations(outcomes):
             sys.stdout.write(line + "\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from brittle.perturbations.base import FAMILIES
 from brittle.results import CI, Results
@@ -26,7 +27,7 @@ def print_clean(console: Console, results: Results) -> None:
             console.print(f"[bold]{escape(name)}[/]: no labels, no metrics")
             continue
         console.print(
-            f"\n[bold]{name}[/] ({m.kind}) on {results.dataset.name}: "
+            f"\n[bold]{escape(name)}[/] ({escape(m.kind)}) on {escape(results.dataset.name)}: "
             f"{results.dataset.image_count} images",
             highlight=False,
         )
@@ -36,7 +37,7 @@ def print_clean(console: Console, results: Results) -> None:
         table.add_column("AP50-95", justify="right")
         table.add_column("AP50", justify="right")
         for cls, pc in m.clean.per_class.items():
-            table.add_row(cls, str(pc.gt_count), fmt(pc.ap50_95), fmt(pc.ap50))
+            table.add_row(Text(cls), str(pc.gt_count), fmt(pc.ap50_95), fmt(pc.ap50))
         table.add_section()
         table.add_row(
             f"[bold]mean over {len(m.evaluated_classes)} evaluated[/]",
@@ -49,7 +50,7 @@ def print_clean(console: Console, results: Results) -> None:
         if m.unevaluated_classes:
             notes.append(
                 f"not predicted by this model (excluded from its mAP): "
-                f"{', '.join(m.unevaluated_classes)}"
+                f"{escape(', '.join(m.unevaluated_classes))}"
             )
         if m.dropped_detections:
             notes.append(f"{m.dropped_detections} detections of unmapped model classes dropped")
@@ -68,7 +69,7 @@ def print_clean(console: Console, results: Results) -> None:
             c = m.clean
             assert c is not None
             summary.add_row(
-                name,
+                Text(name),
                 *(
                     fmt(x)
                     for x in (
@@ -110,7 +111,7 @@ def print_robustness(console: Console, results: Results) -> None:
     table = Table()
     table.add_column("family")
     for name in models:
-        table.add_column(name, justify="right")
+        table.add_column(Text(name), justify="right")
     present = {f for m in models.values() for f in m.families}
     # results.json keeps keys sorted; show families in the catalogue's order.
     families = [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
@@ -124,7 +125,7 @@ def print_robustness(console: Console, results: Results) -> None:
                 cells.append(f"{fmt(fr.rpc)} {_ci(fr.rpc_ci, 2)}")
             else:
                 cells.append(f"{fr.consistency:.3f} {_ci(fr.consistency_ci, 2)}")
-        table.add_row(f, *cells)
+        table.add_row(Text(f), *cells)
     console.print(table)
     for name, m in models.items():
         worst = sorted(m.perturbations.items(), key=lambda kv: (-kv[1].degradation, kv[0]))[:5]
@@ -132,7 +133,7 @@ def print_robustness(console: Console, results: Results) -> None:
             f"{p} ({fmt(pr.rpc) if pr.rpc is not None else f'{pr.consistency:.2f}'})"
             for p, pr in worst
         )
-        console.print(f"  [bold]{name}[/] worst: {shown}", highlight=False)
+        console.print(f"  [bold]{escape(name)}[/] worst: {escape(shown)}", highlight=False)
 
 
 def print_verdict(console: Console, results: Results) -> None:
@@ -154,11 +155,11 @@ def print_verdict(console: Console, results: Results) -> None:
         assert m.risk is not None
         worst = sorted(m.families.items(), key=lambda kv: (-kv[1].degradation, kv[0]))[:2]
         table.add_row(
-            name,
+            Text(name),
             f"{m.risk.value:.1f}",
             _ci(m.risk.ci, 1),
             fmt(m.clean.map50_95) if m.clean else "—",
-            ", ".join(f"{f} ({fr.degradation:.2f} lost)" for f, fr in worst),
+            Text(", ".join(f"{f} ({fr.degradation:.2f} lost)" for f, fr in worst)),
         )
     console.print(table)
     if len(results.ranking) > 1:
@@ -175,20 +176,21 @@ def print_verdict(console: Console, results: Results) -> None:
         ]  # fmt: skip
         if len(firm) == len(rest) and not more_accurate:
             console.print(
-                f"[bold green]recommended: {best}[/]: the lowest risk score, significantly "
-                f"lower than {', '.join(rest)}",
+                f"[bold green]recommended: {escape(best)}[/]: the lowest risk score, "
+                f"significantly lower than {escape(', '.join(rest))}",
                 highlight=False,
             )
         elif len(firm) == len(rest):
             console.print(
-                f"[bold]lowest risk: {best}[/], significantly lower than {', '.join(rest)}",
+                f"[bold]lowest risk: {escape(best)}[/], significantly lower than "
+                f"{escape(', '.join(rest))}",
                 highlight=False,
             )
         else:
             tied = [c.b for c in results.comparisons if c.a == best and c not in firm]
             console.print(
-                f"[bold]lowest risk: {best}[/], but not significantly lower than "
-                f"{', '.join(tied)} on these images: compare where they differ below",
+                f"[bold]lowest risk: {escape(best)}[/], but not significantly lower than "
+                f"{escape(', '.join(tied))} on these images: compare where they differ below",
                 highlight=False,
             )
         for c in results.comparisons:
@@ -199,6 +201,7 @@ def print_verdict(console: Console, results: Results) -> None:
                     f"({_signed(-c.clean.difference, _flip(c.clean.ci, True))})",
                     highlight=False,
                     soft_wrap=True,
+                    markup=False,
                 )
     for c in results.comparisons:
         for winner, loser in ((c.a, c.b), (c.b, c.a)):
@@ -214,6 +217,7 @@ def print_verdict(console: Console, results: Results) -> None:
                 f"  {winner} is significantly more robust than {loser} to: {shown}",
                 highlight=False,
                 soft_wrap=True,
+                markup=False,
             )
         ties = [f for f, d in c.families.items() if d.better is None]
         if ties:
@@ -221,19 +225,22 @@ def print_verdict(console: Console, results: Results) -> None:
                 f"  {c.a} vs {c.b}, no significant difference: {', '.join(ties)}",
                 highlight=False,
                 soft_wrap=True,
+                markup=False,
             )
     if results.verdicts:
         console.print("\n[bold]Augmentation verdicts[/]")
         colour = {"intended effect": "green", "backfired": "red"}
         for v in results.verdicts:
             style = colour.get(v.outcome, "yellow")
-            line = f"  {v.model} trained with [bold]{v.augmentation}[/] vs {v.reference}: "
-            line += f"[{style}]{v.outcome}[/]"
+            line = (
+                f"  {escape(v.model)} trained with [bold]{escape(v.augmentation)}[/] vs "
+                f"{escape(v.reference)}: [{style}]{escape(v.outcome)}[/]"
+            )
             if v.difference is not None:
                 metric = "rPC" if v.difference.metric == "rpc" else v.difference.metric
                 line += (
                     f", {metric} {_signed(v.difference.difference, v.difference.ci)} "
-                    f"on {', '.join(v.perturbations)}"
+                    f"on {escape(', '.join(v.perturbations))}"
                 )
             console.print(line, highlight=False, soft_wrap=True)
 

@@ -105,6 +105,7 @@ def _load_models(
     from brittle.evaluate import LoadedModel, parse_model_arg
     from brittle.models import load_predictor
     from brittle.models.classmap import build_label_map, load_class_map
+    from brittle.models.http_config import is_url
     from brittle.run.worker import ModelRecipe
 
     parsed = [parse_model_arg(s) for s in specs]
@@ -132,10 +133,19 @@ def _load_models(
                 options["input_size"] = int(s)
             except ValueError:
                 _fail(f"--input-size {s}: expected a whole number of pixels, e.g. 640")
-        predictor, kind = load_predictor(spec, threads=threads, **options)
         mapping = None
         if (cm := _pick(cmap, name)) is not None:
             mapping = load_class_map(Path(cm))
+        if is_url(spec):
+            # `--model URL` answers with class names: take them to be the dataset's.
+            if mapping is not None:
+                _fail(
+                    f"--class-map {cm}: a model given by its URL is taken to use the dataset's "
+                    "class names; describe it in NAME.http.yaml with its own class_names to "
+                    "map them (docs/models.md)"
+                )
+            options["class_names"] = list(dataset.class_names)
+        predictor, kind = load_predictor(spec, threads=threads, **options)
         target = list(dataset.class_names)
         if not target:
             # Unlabeled images: compare predictions in the mapped space, or the model's own.

@@ -10,6 +10,7 @@ the cache (its scores included: no cell keeps a score computed with the failures
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from test_eval_synthetic import ROOT
@@ -28,6 +30,7 @@ class _Endpoint(ThreadingHTTPServer):
     daemon_threads = True
     up = False
     requests = 0
+    queries: list[dict[str, list[str]]]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -36,6 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.requests += 1
+        self.server.queries.append(parse_qs(urlsplit(self.path).query))
         if not self.server.up:
             self.send_response(503)
             self.send_header("Content-Length", "0")
@@ -56,6 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def endpoint() -> Iterator[_Endpoint]:
     server = _Endpoint(("127.0.0.1", 0), _Handler)
+    server.queries = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -107,3 +112,42 @@ def test_a_down_endpoint_stops_the_run_and_the_same_command_resumes_it(
     assert again.returncode == 0, again.stderr
     assert endpoint.requests == 0
     assert json.loads((out / "results.json").read_text())["models"]["api"]["clean"] == clean
+
+
+def test_a_model_given_by_its_url_uses_the_datasets_class_names(
+    endpoint: _Endpoint, tmp_path: Path
+) -> None:
+    """`--model https://...`: Roboflow's format and key, the dataset's class names, and the
+    parameters a fair evaluation needs; the key is sent and stored nowhere."""
+    endpoint.up = True
+    data = write_demo_dataset(tmp_path / "data", n=4)
+    url = f"http://127.0.0.1:{endpoint.server_address[1]}/shapes/1"
+    out = tmp_path / "run"
+    key = "rf_url_S3cr3t"
+    args = [sys.executable, "-m", "brittle", "eval", "--data", str(data), "--model",
+            f"api={url}", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "ROBOFLOW_API_KEY": key}
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert endpoint.requests == 4
+    assert endpoint.queries
+    assert all(q == {"api_key": [key], "confidence": ["1"], "overlap": ["50"]}
+               for q in endpoint.queries)  # fmt: skip
+    res = json.loads((out / "results.json").read_text())
+    model = res["models"]["api"]
+    assert model["class_names"] == ["circle", "square", "triangle"]
+    # The server's one box per image, kept as the model's answer.
+    dt, gt = tmp_path / "dt.json", tmp_path / "gt.json"
+    export = [sys.executable, "-m", "brittle", "export", str(out), "--model", "api",
+              "--coco-gt", str(gt), "--coco-results", str(dt)]  # fmt: skip
+    assert subprocess.run(export, cwd=ROOT, capture_output=True, timeout=120).returncode == 0
+    cats = {c["id"]: c["name"] for c in json.loads(gt.read_text())["categories"]}
+    answers = json.loads(dt.read_text())
+    assert len(answers) == 4
+    assert {(cats[a["category_id"]], tuple(a["bbox"]), round(a["score"], 6)) for a in answers} == {
+        ("circle", (60.0, 60.0, 40.0, 40.0), 0.9)
+    }
+    for f in out.rglob("*"):
+        if f.is_file():
+            assert key.encode() not in f.read_bytes(), f
+    assert key not in proc.stdout + proc.stderr

@@ -224,9 +224,11 @@ def test_class_names_from_a_file_beside_the_config(tmp_path: Path) -> None:
 def test_routing_and_loader_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert predictor_kind("models/rf.http.yaml") == "http"
     assert predictor_kind("models/RF.HTTP.YML") == "http"
+    assert predictor_kind("https://detect.roboflow.com/css/3") == "http"
+    # A key in the URL is refused, and not shown.
     with pytest.raises(ConfigError) as err:
-        predictor_kind(f"https://detect.roboflow.com/css/3?api_key={KEY}")
-    assert "NAME.http.yaml" in str(err.value)
+        load_predictor(f"https://detect.roboflow.com/css/3?api_key={KEY}", class_names=NAMES)
+    assert "do not write API keys" in str(err.value)
     assert "api_key=***" in str(err.value)
     assert KEY not in str(err.value)
 
@@ -240,6 +242,28 @@ def test_routing_and_loader_options(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         load_predictor(str(path), letterbox=False)
     with pytest.raises(ConfigError, match=r"HTTP model config does not exist"):
         load_predictor(str(tmp_path / "missing.http.yaml"))
+    with pytest.raises(ConfigError, match=r"class names of an HTTP model are its config's"):
+        load_predictor(str(path), class_names=NAMES)
+
+
+def test_a_url_is_a_roboflow_model_with_the_datasets_class_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "https://detect.example.test/css/3"
+    with pytest.raises(ConfigError, match=r"this dataset has none.*NAME\.http\.yaml"):
+        load_predictor(url)
+    monkeypatch.delenv("ROBOFLOW_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match=r"ROBOFLOW_API_KEY, which is not set"):
+        load_predictor(url, class_names=NAMES)
+    monkeypatch.setenv("ROBOFLOW_API_KEY", KEY)
+    predictor = load_predictor(url, class_names=NAMES).predictor
+    assert isinstance(predictor, HttpPredictor)
+    assert predictor.class_names == tuple(NAMES)
+    assert predictor.config.request.params == {"confidence": 1, "overlap": 50}
+    # Workers rebuild it from the URL and the names; the key is read again, not pickled.
+    clone = pickle.loads(pickle.dumps(predictor))
+    assert clone.fingerprint == predictor.fingerprint
+    assert KEY.encode() not in pickle.dumps(predictor)
 
 
 # --- parsing --------------------------------------------------------------------------

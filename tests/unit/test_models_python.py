@@ -136,7 +136,7 @@ def test_load_predictor_dispatch(module: Path, tmp_path: Path) -> None:
         load_predictor(str(tmp_path / "missing.onnx"))
     with pytest.raises(ConfigError, match=r"nothing\.py:X: file .*nothing\.py does not exist"):
         load_predictor(str(tmp_path / "nothing.py") + ":X")
-    with pytest.raises(ConfigError, match=r"loading models from URLs is not supported yet"):
+    with pytest.raises(ConfigError, match=r"given by its URL answers with class names"):
         load_predictor("https://example.com/yolo.onnx")
     with pytest.raises(ConfigError, match=r"yolov8n\.pt: model file does not exist"):
         load_predictor("yolov8n.pt")

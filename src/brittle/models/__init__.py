@@ -2,7 +2,8 @@
 
 A spec is a ``.onnx`` file (run by :class:`~brittle.models.onnx.OnnxDetector`),
 ``path/to/file.py:Name`` / ``module:Name`` (a Python predictor), a ``*.http.yaml``
-file describing a hosted model (:mod:`brittle.models.http`), an Ultralytics ``.pt``
+file describing a hosted model or just its ``https://`` URL (Roboflow's format;
+:mod:`brittle.models.http`), an Ultralytics ``.pt``
 file (:mod:`brittle.models.ultralytics_model`, extra ``brittle[ultralytics]``) or a
 torchvision model, ``torchvision:ARCH`` or ``*.torchvision.yaml``
 (:mod:`brittle.models.torchvision_model`, extra ``brittle[torch]``). Other kinds come
@@ -88,17 +89,7 @@ class LoadedPredictor(NamedTuple):
 def predictor_kind(spec: str) -> str:
     """Which loader a spec needs; ConfigError for specs brittle cannot load (yet)."""
     low = spec.lower()
-    if low.startswith(("http://", "https://")):
-        from brittle.models.http import redact
-
-        raise ConfigError(
-            f"{redact(spec)}: loading models from URLs is not supported yet; for a model "
-            "file, download it and pass its path; for a hosted model (an inference API), "
-            "describe it in a NAME.http.yaml file (url:, format: roboflow or generic, "
-            "class_names:; the API key stays in an environment variable) and pass --model "
-            "NAME.http.yaml (see docs/models.md, 'Hosted models over HTTP')"
-        )
-    if low.endswith((".http.yaml", ".http.yml")):
+    if low.startswith(("http://", "https://")) or low.endswith((".http.yaml", ".http.yml")):
         return "http"
     if low.startswith("torchvision:") or low.endswith((".torchvision.yaml", ".torchvision.yml")):
         return "torchvision"

@@ -53,11 +53,13 @@ from brittle.models.http_config import (
     MalformedResponseError,
     ParamValue,
     ResponseSpec,
+    is_url,
     load_http_config,
     parse_detections,
     parse_retry_after,
     redact,
     to_xyxy,
+    url_config,
 )
 from brittle.models.names import read_names
 from brittle.types import Detections
@@ -610,10 +612,16 @@ class HttpPredictor:
     def __reduce__(self) -> Any:
         # Rebuilt from the config file and the environment on the other side: the key
         # itself is never pickled.
-        return (_rebuild, (self.source, self.conf, self.max_det))
+        names = self._class_names if is_url(self.source) else None
+        return (_rebuild, (self.source, self.conf, self.max_det, names))
 
 
-def _rebuild(source: str, conf: float, max_det: int) -> HttpPredictor:
+def _rebuild(
+    source: str, conf: float, max_det: int, url_names: Sequence[str] | None = None
+) -> HttpPredictor:
+    if url_names is not None:
+        config = url_config(source, url_names)
+        return HttpPredictor(config, source=source, conf=conf, max_det=max_det)
     return HttpPredictor.from_file(source, conf=conf, max_det=max_det)
 
 
@@ -626,9 +634,17 @@ _NOT_APPLICABLE = {
 
 
 def load_http_predictor(
-    spec: str, *, conf: float = 0.001, max_det: int = 300, share: int = 1, **options: Any
+    spec: str,
+    *,
+    conf: float = 0.001,
+    max_det: int = 300,
+    share: int = 1,
+    class_names: Sequence[str] | None = None,
+    **options: Any,
 ) -> HttpPredictor:
-    """Build an :class:`HttpPredictor` from a ``*.http.yaml`` file.
+    """Build an :class:`HttpPredictor` from a ``*.http.yaml`` file, or from an endpoint's
+    URL and ``class_names`` (:func:`~brittle.models.http_config.url_config`: Roboflow's
+    format; the command line passes the dataset's class names).
 
     ``conf`` and ``max_det`` are applied to what the server returns, as for every
     model; ``iou``/``format``/``input_size`` cannot apply (warning); anything else is a
@@ -645,7 +661,18 @@ def load_http_predictor(
             warnings.warn(f"{spec}: ignoring {k}={v!r}: {_NOT_APPLICABLE[k]}", UserWarning, 2)
     if share < 1:
         raise ConfigError(f"share must be at least 1, got {share}")
-    config = load_http_config(spec)
+    if is_url(spec):
+        if not class_names:
+            raise ConfigError(
+                f"{redact(spec)}: a model given by its URL answers with class names, and "
+                "brittle takes them to be the dataset's: this dataset has none. Describe the "
+                "model in NAME.http.yaml with its class_names (docs/models.md)"
+            )
+        config = url_config(spec, class_names)
+    elif class_names is not None:
+        raise ConfigError(f"{spec}: the class names of an HTTP model are its config's")
+    else:
+        config = load_http_config(spec)
     if share > 1:
         config = config.model_copy(
             update={
@@ -653,6 +680,5 @@ def load_http_predictor(
                 "rate_limit": None if config.rate_limit is None else config.rate_limit / share,
             }
         )
-    return HttpPredictor(
-        config, source=str(spec), base_dir=Path(spec).parent, conf=conf, max_det=max_det
-    )
+    base = None if is_url(spec) else Path(spec).parent
+    return HttpPredictor(config, source=str(spec), base_dir=base, conf=conf, max_det=max_det)

@@ -43,11 +43,13 @@ __all__ = [
     "MalformedResponseError",
     "RequestSpec",
     "ResponseSpec",
+    "is_url",
     "load_http_config",
     "parse_detections",
     "parse_retry_after",
     "redact",
     "to_xyxy",
+    "url_config",
 ]
 
 #: Bump when parsing changes in a way that could change predictions: it is part of the
@@ -266,8 +268,35 @@ def load_http_config(path: str | Path) -> HttpConfig:
     doc = read_yaml_mapping(
         p, "HTTP model config", "an HTTP model config is a mapping (url:, format:, ...)"
     )
-    _refuse_secrets(doc, str(p))
-    config = validate(HttpConfig, doc, str(p))
+    return _validated(doc, str(p))
+
+
+def is_url(spec: str) -> bool:
+    """Whether a model spec is an endpoint's URL (``--model https://...``)."""
+    return spec.lower().startswith(("http://", "https://"))
+
+
+def url_config(url: str, class_names: Sequence[str]) -> HttpConfig:
+    """The config ``--model URL`` stands for: Roboflow's response format, the key from
+    ``ROBOFLOW_API_KEY``, and the parameters a fair evaluation needs (Roboflow's own
+    defaults, confidence 40% and overlap 30%, would hide most of what mAP counts).
+
+    >>> c = url_config("https://detect.roboflow.com/css/27", ["helmet", "vest"])
+    >>> c.format, c.api_key_env, dict(c.request.params), c.class_names
+    ('roboflow', 'ROBOFLOW_API_KEY', {'confidence': 1, 'overlap': 50}, ['helmet', 'vest'])
+    """
+    doc = {
+        "url": url,
+        "format": "roboflow",
+        "class_names": list(class_names),
+        "request": {"params": {"confidence": 1, "overlap": 50}},
+    }
+    return _validated(doc, redact(url))
+
+
+def _validated(doc: dict[str, Any], source: str) -> HttpConfig:
+    _refuse_secrets(doc, source)
+    config = validate(HttpConfig, doc, source)
     if config.format == "roboflow":
         defaults: dict[str, Any] = {}
         if "api_key_env" not in config.model_fields_set:

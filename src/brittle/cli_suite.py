@@ -167,7 +167,7 @@ def init_cmd(
 ) -> None:
     """Write a commented starter suite for a dataset and models."""
     from brittle.evaluate import parse_model_arg
-    from brittle.suitefile import load_suite
+    from brittle.suitefile import parse_suite
 
     if out.exists() and not force:
         _fail(f"{out} exists; pass --force to overwrite it")
@@ -178,8 +178,8 @@ def init_cmd(
         lines.append("    # class_map: coco_to_mine.yaml   # model class -> dataset class")
         lines.append("    # trained_with: [blur, noise, hflip]\n    # reference: baseline")
     text = _STARTER.format(name=out.name, data=json.dumps(data), models="\n".join(lines) + "\n")
+    parse_suite(text, str(out))  # a starter that would not validate is not written
     out.write_text(text)
-    load_suite(out)  # the starter must itself be valid
     console.print(
         f"wrote {out}; edit it, then: brittle validate {out}", highlight=False, markup=False
     )

@@ -240,3 +240,14 @@ def test_validate_reads_the_model_configs_a_suite_names(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert f"{tmp_path / 'models' / 'names.txt'} does not exist" in proc.stderr
     assert "valid: 2 models" in proc.stdout
+
+
+def test_init_writes_nothing_when_the_starter_would_be_invalid(tmp_path: Path) -> None:
+    out = tmp_path / "brittle.yaml"
+    proc = _brittle("init", "--data", "data", "--model", "m[x]=m.onnx", "--out", str(out))
+    assert proc.returncode == 2
+    assert "models[0].name" in proc.stderr
+    assert not out.exists()  # so the next init needs no --force
+    proc = _brittle("init", "--data", "data", "--model", "mx=m.onnx", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert _brittle("validate", str(out)).returncode == 0

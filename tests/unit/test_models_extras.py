@@ -60,8 +60,10 @@ def test_specs_pick_their_kind_and_check_files_before_importing_anything(tmp_pat
     assert predictor_kind("runs/detect/train/weights/best.pt") == "ultralytics"
     assert predictor_kind("torchvision:retinanet_resnet50_fpn_v2") == "torchvision"
     assert predictor_kind("ppe.torchvision.yml") == "torchvision"
-    with pytest.raises(ConfigError, match=r"missing\.pt: model file does not exist"):
+    with pytest.raises(ConfigError, match=r"missing\.pt: model file does not exist$"):
         load_predictor(str(tmp_path / "missing.pt"))
+    with pytest.raises(ConfigError, match=r"yolo11n\.pt: .* downloads nothing: .*yolo predict"):
+        load_predictor("yolo11n.pt")  # a name Ultralytics would download
     with pytest.raises(ConfigError, match="torchvision model config does not exist"):
         load_predictor(str(tmp_path / "missing.torchvision.yaml"))
     with pytest.raises(ConfigError, match="which architecture are these weights for"):

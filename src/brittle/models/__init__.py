@@ -122,7 +122,14 @@ def load_predictor(spec: str, *, kind: str | None = None, **options: Any) -> Loa
     if kind is None:
         kind = predictor_kind(spec)
         if kind in ("onnx", "ultralytics") and not Path(spec).is_file():
-            raise ConfigError(f"{spec}: model file does not exist")
+            hint = ""
+            if kind == "ultralytics" and "/" not in spec and "\\" not in spec:
+                # Ultralytics fetches `yolov8n.pt` by name; brittle reaches no such host.
+                hint = (
+                    "; brittle downloads nothing: get the weights once (e.g. `yolo predict "
+                    f"model={spec}` fetches them into the current folder) and pass their path"
+                )
+            raise ConfigError(f"{spec}: model file does not exist{hint}")
     threads = options.pop("threads", None)
     if threads is not None and kind == "onnx":
         options["intra_op_num_threads"] = threads

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,8 +209,13 @@ def test_torchvision_state_dict_predicts_what_torchvision_predicts(
     target = getattr(model, holder) if holder else model
     target.score_thresh, target.detections_per_img = 0.001, 50
     images = _images()
+    for im in images:
+        im.setflags(write=False)  # as brittle's images are: no warning, no copy needed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predicted = predictor.predict(images)
     total = 0
-    for image, dets in zip(images, predictor.predict(images), strict=True):
+    for image, dets in zip(images, predicted, strict=True):
         want = _reference_torchvision(model, image)
         # torchvision's labels are 1..K and 0 is background (one-stage models can still
         # predict it: it is no class); brittle's labels index class_names.

@@ -304,9 +304,12 @@ class TorchvisionDetector:
 
     def _one(self, image: NDArray[np.uint8]) -> Detections:
         torch = self._torch
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        # Scaled in numpy: a new, writable array (brittle's images are read-only, which
+        # torch.from_numpy warns about), divided in float32 exactly as torchvision's docs do.
+        scaled = np.divide(image, np.float32(255.0), dtype=np.float32)
+        tensor = torch.from_numpy(scaled).permute(2, 0, 1)
         with torch.inference_mode():
-            (out,) = self._model([tensor.float().div_(255.0)])
+            (out,) = self._model([tensor])
         labels = out["labels"].numpy()
         if len(labels) and (labels.min() < 0 or labels.max() >= len(self._lut)):
             raise ModelError(f"label {labels.max()} outside the model's {len(self._lut)} classes")

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from brittle.perturbations.base import FAMILIES
 from brittle.results import CI, Results
+from brittle.run.aggregate import UNRATED
 
 __all__ = ["fmt", "print_clean", "print_robustness", "print_verdict"]
 
@@ -138,6 +139,9 @@ def print_robustness(console: Console, results: Results) -> None:
 
 def print_verdict(console: Console, results: Results) -> None:
     """Risk per model, the recommendation, significant differences, augmentation verdicts."""
+    for name, m in results.models.items():
+        if m.risk is None and m.families:
+            console.print(f"[yellow]{escape(name)}[/]: {UNRATED}", highlight=False, soft_wrap=True)
     rated = {n: m for n, m in results.models.items() if m.risk is not None}
     if not rated:
         return
@@ -150,7 +154,7 @@ def print_verdict(console: Console, results: Results) -> None:
     table = Table()
     for col in ("model", "risk", pct + " CI", "clean mAP50-95", "worst families"):
         table.add_column(col, justify="left" if col in ("model", "worst families") else "right")
-    for name in results.ranking:
+    for name in (n for n in results.ranking if n in rated):  # unrated models rank last
         m = rated[name]
         assert m.risk is not None
         worst = sorted(m.families.items(), key=lambda kv: (-kv[1].degradation, kv[0]))[:2]
@@ -162,8 +166,9 @@ def print_verdict(console: Console, results: Results) -> None:
             Text(", ".join(f"{f} ({fr.degradation:.2f} lost)" for f, fr in worst)),
         )
     console.print(table)
-    if len(results.ranking) > 1:
-        best, rest = results.ranking[0], results.ranking[1:]
+    ranked = [n for n in results.ranking if n in rated]
+    if len(ranked) > 1:
+        best, rest = ranked[0], ranked[1:]
         firm = [
             c for c in results.comparisons
             if c.a == best and c.risk is not None and c.risk.better == best
@@ -187,7 +192,9 @@ def print_verdict(console: Console, results: Results) -> None:
                 highlight=False,
             )
         else:
-            tied = [c.b for c in results.comparisons if c.a == best and c not in firm]
+            tied = [
+                c.b for c in results.comparisons if c.a == best and c.b in rest and c not in firm
+            ]
             console.print(
                 f"[bold]lowest risk: {escape(best)}[/], but not significantly lower than "
                 f"{escape(', '.join(tied))} on these images: compare where they differ below",

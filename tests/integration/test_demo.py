@@ -4,6 +4,7 @@ through the real CLI on a few of the demo's own scenes, with their declared augm
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,34 @@ def test_the_packaged_detectors_run_through_brittle_on_demo_scenes(tmp_path: Pat
         ("flipped", "flip"),
     }
     assert (tmp_path / "run" / "report.html").is_file()
+
+
+def test_a_model_that_predicts_nothing_is_listed_unrated_not_recommended(tmp_path: Path) -> None:
+    (tmp_path / "nothing.py").write_text(
+        "from brittle.types import Detections\n"
+        "class Nothing:\n"
+        "    class_names = ('circle', 'square', 'triangle')\n"
+        "    fingerprint = 'nothing-v1'\n"
+        "    def predict(self, images):\n"
+        "        return [Detections.empty() for _ in images]\n"
+    )
+    models = demo_models()
+    data = write_demo_dataset(tmp_path / "data", n=12)
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "brittle", "run", "--data", str(data), "--suite", "quick",
+            "--resamples", "100", "--workers", "1", "--out", str(out),
+            "--model", f"plain={models['plain']}", "--model", f"augmented={models['augmented']}",
+            "--model", f"nothing={tmp_path / 'nothing.py'}:Nothing"]  # fmt: skip
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert res["models"]["nothing"]["risk"] is None
+    assert res["models"]["plain"]["risk"] is not None
+    assert "nothing: no risk score" in proc.stdout
+    verdict = [ln for ln in proc.stdout.splitlines() if "lowest risk" in ln or "recommended" in ln]
+    assert verdict
+    assert all("nothing" not in ln for ln in verdict), verdict
+    report = (out / "report.html").read_text()
+    assert "no risk score: its clean mAP is not above 0" in report
+    assert "risk not significantly lower than nothing" not in report

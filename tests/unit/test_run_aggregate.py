@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,28 @@ def test_failure_mining_ranks_images_by_their_worst_severity() -> None:
     assert select({1: sev1, 5: sev5}, k=10) == [(1, 5), (2, 5), (3, 1)]
     assert select({1: sev1, 5: sev5}, k=1) == [(1, 5)]
     assert select({3: _cell(base)}, k=3) == []  # nothing changed: nothing to show
+
+
+def test_a_model_that_predicts_nothing_is_not_rated_perfectly_robust() -> None:
+    def silent(n_clean: int) -> CellScore:
+        ones = np.ones(N)
+        cell = _cell(ones)
+        counts = np.full(N, n_clean, np.int64)
+        return CellScore(
+            **{f.name: getattr(cell, f.name) for f in dataclasses.fields(cell) if f.init
+               and f.name not in ("n_clean", "n_perturbed", "n_matched", "lost", "gained")},
+            n_clean=counts, n_perturbed=counts, n_matched=counts,
+            lost=np.zeros(N, np.int64), gained=np.zeros(N, np.int64),
+        )  # fmt: skip
+
+    cells = {(p, 3): silent(0) for p in FAMILIES}
+    # Labeled with clean mAP 0: rPC is undefined, consistency is 1.0 for predicting nothing.
+    blind = aggregate.model_scores(_clean_labeled(0.0), cells, FAMILIES, W, strictness=0.75)
+    assert blind.basis == "consistency"
+    assert blind.families["noise"]["consistency"].value == 1.0
+    assert blind.risk is None
+    # The same with one clean detection somewhere is measurable (and here unchanged).
+    cells[("hflip", 3)] = silent(1)
+    seen = aggregate.model_scores(_clean_labeled(0.0), cells, FAMILIES, W, strictness=0.75)
+    assert seen.risk is not None
+    assert seen.risk.value == 0.0

@@ -34,6 +34,7 @@ from brittle.errors import BrittleError
 from brittle.perturbations.base import FAMILIES
 from brittle.report import charts
 from brittle.results import CI, Comparison, Difference, Results
+from brittle.run.aggregate import UNRATED
 
 __all__ = ["ReportError", "render_index", "render_report", "write_index", "write_report"]
 
@@ -322,7 +323,7 @@ def recommendation(results: Results) -> Recommendation | None:
         summary = f"Only one model was rated: risk score {risk.value:.1f}."
         return Recommendation(rated[0], False, rated[0], summary, [])
     best, rest = rated[0], rated[1:]
-    mine = [c for c in results.comparisons if c.a == best]
+    mine = [c for c in results.comparisons if c.a == best and c.b in rest]
     firm = [c.b for c in mine if c.risk is not None and c.risk.better == best]
     tied = [c for c in mine if c.b not in firm]
     more_accurate = [c for c in mine if c.clean is not None and c.clean.better == c.b]
@@ -539,6 +540,8 @@ def report_context(run_dir: Path) -> dict[str, Any]:
     ctx |= {
         "robust": True,
         "risk_chart": charts.risk_chart(results, models, recommended),
+        "unrated": [n for n, m in results.models.items() if m.risk is None and m.families],
+        "unrated_reason": UNRATED,
         "wins": wins,
         "ties": ties,
         "heat": charts.heat_section(results, models, groups),

@@ -50,6 +50,7 @@ from brittle.run.scoring import CellScore
 
 __all__ = [
     "REPLICATES_FILE",
+    "UNRATED",
     "ModelScores",
     "Stat",
     "compare",
@@ -96,6 +97,14 @@ def interval(reps: NDArray[np.float64], level: float) -> CI:
 
 def _mean(stats: Sequence[Stat]) -> Stat:
     return Stat(float(np.mean([s.value for s in stats])), np.mean([s.reps for s in stats], axis=0))
+
+
+#: Why a model with robustness results has no risk score (see model_scores).
+UNRATED = (
+    "no risk score: its clean mAP is not above 0 and it made no detection at the operating "
+    "confidence on any clean image, so a perturbation has nothing to change (consistency "
+    "would be a perfect 1.0 for predicting nothing)"
+)
 
 
 def risk_score(degradation: Mapping[str, float | NDArray[np.float64]]) -> NDArray[np.float64]:
@@ -176,7 +185,11 @@ def model_scores(
         out.family_members[family] = members
         keys = out.perturbations[members[0]].keys()
         out.families[family] = {k: _mean([out.perturbations[p][k] for p in members]) for k in keys}
-    if out.families:
+    # Without a clean mAP above 0, robustness is measured by consistency, which compares
+    # perturbed detections with clean ones: a model with no clean detection at the
+    # operating confidence would score a perfect 1.0 (and risk 0) by predicting nothing.
+    blind = basis == "consistency" and not any(c.n_clean.sum() for c in cells.values())
+    if out.families and not blind:
         deg = {f: s["degradation"] for f, s in out.families.items()}
         value = float(risk_score({f: s.value for f, s in deg.items()}))
         reps = risk_score({f: s.reps for f, s in deg.items()}) if deg else nan

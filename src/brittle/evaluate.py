@@ -205,6 +205,8 @@ class _Plan:
     phase_seconds: dict[str, float] = field(default_factory=dict)
     #: identifies the kept images and their ground truth (score keys, replicates.npz)
     digest: str = ""
+    #: conditions that show the models a distinct image (the rest share its predictions)
+    distinct: int = 0
 
 
 def _conditions(suite: Suite | None) -> tuple[Condition, ...]:
@@ -216,7 +218,7 @@ def _cache_condition(cond: Condition, suite: Suite | None, seed: int) -> tuple[s
     """The cache key's (perturbation tag, severity, seed) of a condition."""
     if cond.clean or suite is None:
         return ("", 0, 0)
-    return (suite.perturbation(cond.name).tag, cond.severity, seed)
+    return suite.perturbation(cond.name).cache_condition(cond.severity, seed)
 
 
 def run_evaluation(
@@ -289,7 +291,14 @@ def _predict(
     bar: Progress,
 ) -> _Plan:
     plan = _Plan(model_seconds={m.name: 0.0 for m in models})
-    n_pairs = len(models) * len(cache_conditions)
+    # Conditions that show the models the same image (Perturbation.cache_condition) are
+    # predicted once, under the first of them.
+    first: dict[tuple[str, int, int], int] = {}
+    for c, cond in enumerate(cache_conditions):
+        first.setdefault(cond, c)
+    distinct = list(first.items())
+    plan.distinct = len(distinct)
+    n_pairs = len(models) * len(distinct)
     bar.start("predicting", len(dataset) * n_pairs)
     records = dataset.records
     batches = [records[i : i + opts.batch_size] for i in range(0, len(records), opts.batch_size)]
@@ -340,7 +349,7 @@ def _predict(
             data.append(blob)
         work = []
         todo = 0
-        for c, cond in enumerate(cache_conditions):
+        for cond, c in distinct:
             for mi, m in enumerate(models):
                 keys = [CacheKey(m.predictor.fingerprint, hashes[r.id], *cond) for r in good]
                 have = cache.present(keys)
@@ -395,24 +404,33 @@ def _score(
     index = 0
     run_hashes = {im.hash for im in plan.kept}
     failures = cache.failures()
+    # Cells with the same score key (the same predictions, Perturbation.cache_condition)
+    # are scored once and share the result.
+    sharing: dict[str, list[tuple[int, int]]] = {}
     for mi, m in enumerate(models):
         for c in range(len(conditions)):
             fp, cond = m.predictor.fingerprint, cache_conditions[c]
             failed = failures.get((fp, *cond), set()) & run_hashes
             key = score_key(digest, fp, m.label_map, cond, opts.scoring, sorted(failed))
+            if key in sharing:
+                sharing[key].append((mi, c))
+                continue
             blob = cache.get_score(key)
             if blob is not None:
                 scores[mi, c] = CellScore.from_bytes(blob)
                 bar.advance(1)
                 continue
             keys[mi, c] = key
+            sharing[key] = [(mi, c)]
             pool.submit(ScoreTask(index, mi, c))
             index += 1
     for msg in pool.messages():
         if isinstance(msg, Scored):
-            scores[msg.model, msg.condition] = msg.score
-            cache.put_score(keys[msg.model, msg.condition], msg.score.to_bytes())
-            bar.advance(1)
+            key = keys[msg.model, msg.condition]
+            cache.put_score(key, msg.score.to_bytes())
+            for cell in sharing[key]:
+                scores[cell] = msg.score
+            bar.advance(len(sharing[key]))
     # In (model, condition) order whatever order the workers finished in: the files
     # written from these (images.parquet, the gallery) must not depend on timing.
     return {k: scores[k] for k in sorted(scores)}
@@ -546,10 +564,12 @@ def _finish(
             "write": round(time.perf_counter() - started - sum(plan.phase_seconds.values()), 3),
         },
         "model_seconds": {k: round(v, 3) for k, v in plan.model_seconds.items()},
-        # One prediction per (image, condition): the clean image plus every suite cell.
+        # One prediction per (image, condition), the clean image plus every suite cell:
+        # made now, found in the cache, or shared with a cell showing the same image.
         "inferred_predictions": {m.name: m.inferred for m in models},
-        "cached_predictions": {
-            m.name: len(plan.kept) * len(conditions) - m.inferred for m in models
+        "cached_predictions": {m.name: len(plan.kept) * plan.distinct - m.inferred for m in models},
+        "shared_predictions": {
+            m.name: len(plan.kept) * (len(conditions) - plan.distinct) for m in models
         },
         "brittle_version": __version__,
         "python": platform.python_version(),

@@ -18,6 +18,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -389,3 +390,52 @@ def test_an_image_unreadable_at_indexing_is_listed_as_skipped(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     dataset = json.loads((tmp_path / "run" / "results.json").read_text())["dataset"]
     assert dataset["skipped_images"] == ["broken.png"]
+
+
+def test_cells_showing_the_same_image_share_one_prediction(tmp_path: Path) -> None:
+    """hflip looks the same at every severity and draws nothing at random: its three
+    cells cost one prediction per image, and a run with another seed reuses it (and the
+    clean one) while gaussian_noise, which is random, is predicted again."""
+    data = _make_left_dataset(tmp_path / "ds")
+    suite = tmp_path / "suite.yaml"
+
+    def run(seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        suite.write_text(
+            textwrap.dedent(
+                f"""\
+                version: 1
+                dataset: {{path: {data}}}
+                models:
+                  - {{name: lefty, spec: "{data / "detector.py"}:Lefty"}}
+                perturbations:
+                  add:
+                    - {{name: hflip, severities: [1, 3, 5]}}
+                    - {{name: gaussian_noise, severities: [2]}}
+                scoring: {{resamples: 200, seed: {seed}}}
+                output: {tmp_path / "run"}
+                """
+            )
+        )
+        proc = _run([sys.executable, "-m", "brittle", "run", "--suite", str(suite),
+                     "--workers", "1"])  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        out = tmp_path / "run"
+        return (json.loads((out / "run.json").read_text()),
+                json.loads((out / "results.json").read_text()))  # fmt: skip
+
+    info, res = run(0)
+    # clean + hflip once + gaussian_noise: 3 predictions per image, not 5.
+    assert info["inferred_predictions"] == {"lefty": 3 * N_IMAGES}
+    assert info["shared_predictions"] == {"lefty": 2 * N_IMAGES}
+    assert info["cached_predictions"] == {"lefty": 0}
+    flip = res["models"]["lefty"]["perturbations"]["hflip"]
+    # Lefty loses every object a flip moves right, at every severity alike.
+    assert flip["rpc"] == pytest.approx(0.0)
+    per_severity = [s["map50_95"] for s in flip["severities"].values()]
+    assert len(per_severity) == 3
+    assert len(set(per_severity)) == 1
+
+    info, res = run(1)
+    assert info["inferred_predictions"] == {"lefty": N_IMAGES}  # gaussian_noise only
+    assert info["cached_predictions"] == {"lefty": 2 * N_IMAGES}
+    assert res["models"]["lefty"]["perturbations"]["hflip"] == flip

@@ -87,6 +87,23 @@ def test_deterministic_for_a_seed_and_seed_sensitive_when_random(name: str) -> N
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_the_cache_condition_tells_apart_exactly_the_images_that_differ(name: str) -> None:
+    """Runs predict once per distinct cache condition (Perturbation.cache_condition):
+    cells that share one must show the models the same bytes."""
+    img = _synthetic()
+    p = get_perturbation(name)
+    outs = {}
+    for seed in (0, 1):
+        for s in SEVERITIES:
+            out = perturb(img, name, s, seed=seed, sample_id="x").tobytes()
+            outs.setdefault(p.cache_condition(s, seed), set()).add(out)
+    assert all(len(v) == 1 for v in outs.values()), name
+    # Conditions are shared only where the image cannot differ.
+    expected = (len(SEVERITIES) if p.graded or p.random else 1) * (2 if p.random else 1)
+    assert len(outs) == expected, name
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_params_survive_a_json_round_trip(name: str) -> None:
     img = _synthetic()
     p = get_perturbation(name)

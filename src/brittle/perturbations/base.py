@@ -144,6 +144,27 @@ class Perturbation:
         of fixed parameters for a suite's overrides, see ``brittle.perturbations.tuned``)."""
         return f"{self.name}@{self.version}"
 
+    def cache_condition(self, severity: int, seed: int) -> tuple[str, int, int]:
+        """The ``(tag, severity, seed)`` under which predictions on this perturbation's
+        images are cached and scored: the severity only where it changes the image (not
+        for all-or-nothing ones, ``graded`` and ``random`` False) and the seed only where
+        it does (``random``). Cells that show the models the same image share one
+        prediction: the standard suite's hflip, vflip and rotate90 at 1, 3 and 5 cost one
+        cell each, and a run with another ``--seed`` reuses every non-random cell.
+
+        >>> from brittle.perturbations import get_perturbation
+        >>> get_perturbation("hflip").cache_condition(5, 7)
+        ('hflip@1', 1, 0)
+        >>> get_perturbation("gaussian_noise").cache_condition(5, 7)
+        ('gaussian_noise@1', 5, 7)
+        """
+        same_at_every_severity = not self.graded and not self.random
+        return (
+            self.tag,
+            1 if same_at_every_severity else severity,
+            seed if self.random else 0,
+        )
+
     def params(self, severity: int, height: int, width: int, rng: np.random.Generator) -> Params:
         """Draw the non-per-pixel parameters for one image (JSON-able dict)."""
         return {}

@@ -448,6 +448,9 @@ def _duration(run_info: Any) -> str:
     >>> _duration({"seconds": 65, "inferred_predictions": {"a": 300, "b": 0},
     ...            "cached_predictions": {"a": 9400, "b": 9700}})
     '1 min 5 s: 300 predictions made, 19,100 from the cache'
+    >>> _duration({"seconds": 65, "inferred_predictions": {"a": 9100},
+    ...            "shared_predictions": {"a": 600}})
+    '1 min 5 s: 9,100 predictions made, 600 shared by cells showing the same image'
     """
     s = run_info.get("seconds") if isinstance(run_info, dict) else None
     if not isinstance(s, int | float) or isinstance(s, bool) or s < 0:
@@ -457,12 +460,17 @@ def _duration(run_info: Any) -> str:
     else:
         m, sec = divmod(round(s), 60)
         text = f"{m // 60} h {m % 60} min" if m >= 60 else f"{m} min {sec} s"
-    made, cached = (_total(run_info.get(k)) for k in ("inferred_predictions", "cached_predictions"))
+    made, cached, shared = (
+        _total(run_info.get(f"{k}_predictions")) for k in ("inferred", "cached", "shared")
+    )
     if cached and not made:
         return f"{text}, every prediction from the cache"
+    parts = [f"{made:,} predictions made"] if cached or shared else []
     if cached:
-        return f"{text}: {made:,} predictions made, {cached:,} from the cache"
-    return text
+        parts.append(f"{cached:,} from the cache")
+    if shared:
+        parts.append(f"{shared:,} shared by cells showing the same image")
+    return f"{text}: {', '.join(parts)}" if parts else text
 
 
 def _total(counts: Any) -> int:

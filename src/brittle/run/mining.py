@@ -198,7 +198,8 @@ def _render(
         gt = GroundTruth(gt.boxes[keep], gt.labels[keep], gt.iscrowd[keep])
     pert_img, moved = _perturbed(pert, clean_img, severity, opts.seed, im.id, gt)
     fp = model.predictor.fingerprint
-    keys = [CacheKey(fp, im.hash), CacheKey(fp, im.hash, pert.tag, severity, opts.seed)]
+    perturbed_key = CacheKey(fp, im.hash, *pert.cache_condition(severity, opts.seed))
+    keys = [CacheKey(fp, im.hash), perturbed_key]
     found = cache.get_many(keys)
     dets = [model.label_map.apply(found[k].detections)[0] for k in keys]
     pair = draw_pair(

@@ -268,8 +268,7 @@ def score_cell(
     options: ScoreOptions,
 ) -> CellScore:
     """Score one model under one condition (``perturbation=None``: the clean images)."""
-    tag = "" if perturbation is None else perturbation.tag
-    condition = (tag, severity if perturbation else 0, seed if perturbation else 0)
+    condition = ("", 0, 0) if perturbation is None else perturbation.cache_condition(severity, seed)
     dets, failed, dropped = inputs.predictions(fingerprint, label_map, condition)
     gts = inputs.gts
     params: list[Params] = []

@@ -26,8 +26,10 @@ def demo_cmd(
         int | None, typer.Option(help="Worker processes (default: one per core).", min=1)
     ] = None,
 ) -> None:
-    """Two tiny detectors with the same clean accuracy that break differently: found,
-    measured and explained on embedded scenes (no dataset, model or network needed)."""
+    """Three tiny detectors, the same clean mAP, broken differently: found and explained.
+
+    Scenes drawn by brittle, the standard suite, a report: no dataset, model or network needed.
+    """
     from brittle.data import open_dataset
     from brittle.demo import DEMO_IMAGES, REFERENCE, TRAINED_WITH, demo_models, write_demo_dataset
     from brittle.evaluate import RunOptions, run_evaluation

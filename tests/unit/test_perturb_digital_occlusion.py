@@ -98,6 +98,24 @@ def test_webp_is_a_plain_webp_round_trip() -> None:
         np.testing.assert_array_equal(perturb(img, "webp_compression", severity), expected)
 
 
+def test_webp_decodes_as_pillow_does_on_real_images(assets: Path) -> None:
+    """webp_compression encodes with Pillow and decodes with OpenCV (faster): both bundle
+    libwebp, and the pixels must stay those of Pillow's own decoder, odd sizes included."""
+    import io
+
+    from PIL import Image
+
+    for index in (0, 40, 80):
+        full = _real(assets, index)
+        for img in (full, np.ascontiguousarray(full[:333, :471])):
+            for severity, quality in zip(SEVERITIES, (40, 20, 10, 5, 1), strict=True):
+                buf = io.BytesIO()
+                Image.fromarray(img).save(buf, "WEBP", quality=quality, method=0)
+                expected = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+                out = perturb(img, "webp_compression", severity)
+                np.testing.assert_array_equal(out, expected, err_msg=f"{index} q{quality}")
+
+
 def _run_lengths(changes: np.ndarray) -> np.ndarray:
     """Lengths of the runs between True entries of a boundary mask along one axis."""
     edges = np.concatenate([[0], np.flatnonzero(changes) + 1, [len(changes) + 1]])

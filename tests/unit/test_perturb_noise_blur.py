@@ -356,3 +356,20 @@ def test_params_are_plain_json(name: str) -> None:
     for s in range(1, 6):
         params = p.params(s, 480, 640, rng_for(0, name, s, "j"))
         assert json.loads(json.dumps(params)) == params
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 640 * 480 * 3 + 1])
+def test_uniform16_is_rng_bytes_read_as_little_endian_uint16(n: int) -> None:
+    """The fast path (uint32 draws viewed as halves) must give rng.bytes' values and leave
+    the generator where rng.bytes would: every noise's output depends on both."""
+    from brittle.perturbations.noise import _bytes_are_uint32, _uniform16
+
+    assert _bytes_are_uint32()  # on this machine the fast path is the one under test
+    for warm in (0, 1, 3):  # a partly used 64-bit word changes where bytes start
+        a, b = np.random.default_rng(9), np.random.default_rng(9)
+        for g in (a, b):
+            g.integers(0, 1 << 32, size=warm, dtype=np.uint32)
+        expected = np.frombuffer(a.bytes(2 * n), dtype="<u2")
+        np.testing.assert_array_equal(_uniform16(b, (n,)), expected)
+        assert a.bit_generator.state == b.bit_generator.state
+        assert a.integers(0, 1000, 5).tolist() == b.integers(0, 1000, 5).tolist()

@@ -316,6 +316,9 @@ class ZoomBlur(Perturbation):
         h, w = image.shape[:2]
         ratio = zmax ** (1.0 / (copies - 1))
         acc = image.astype(np.float32)
+        # Every step writes into the same two buffers (the zoomed copy, then the average in
+        # place over ``acc``): the arithmetic is unchanged, the memory traffic much lower.
+        zoomed = np.empty_like(acc)
         step = 1
         while step < copies:
             # Zoom about the centre by cropping and resizing (4x faster than warpAffine).
@@ -326,8 +329,8 @@ class ZoomBlur(Perturbation):
             cw = w - 2 * round((w - w / z) / 2)
             top, left = (h - ch) // 2, (w - cw) // 2
             crop = acc[top : top + ch, left : left + cw]
-            zoomed = _resize(crop, w, h, cv2.INTER_LINEAR)
-            acc = np.asarray(cv2.addWeighted(acc, 0.5, zoomed, 0.5, 0.0), dtype=np.float32)
+            cv2.resize(crop, (w, h), dst=zoomed, interpolation=cv2.INTER_LINEAR)
+            cv2.addWeighted(acc, 0.5, zoomed, 0.5, 0.0, dst=acc)
             step *= 2
         return _to_u8(acc)
 

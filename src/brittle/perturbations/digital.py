@@ -91,14 +91,17 @@ def webp_roundtrip(image: Image, quality: int) -> Image:
     Pillow's encoder at ``method=0`` (libwebp's fastest effort) costs about 8 ms on a 640x640
     image against about 24 ms for OpenCV's, which offers no effort setting; the artefacts
     (1 - SSIM within 0.005 of OpenCV's at every quality used here) are the same kind.
+
+    OpenCV decodes: VP8 decoding is bit-exact by specification and both bundle libwebp,
+    whose RGB conversion gives the same bytes as Pillow's decoder (checked on css-valid
+    images at every quality here), without Pillow's animation decoder and its RGBA canvas
+    and copies (0.6 ms of a 640x640 round trip).
     """
     from PIL import Image as PILImage
 
     buf = io.BytesIO()
     PILImage.fromarray(image).save(buf, "WEBP", quality=int(quality), method=0)
-    buf.seek(0)
-    with PILImage.open(buf) as decoded:
-        return np.ascontiguousarray(np.asarray(decoded.convert("RGB")), dtype=np.uint8)
+    return _decode_rgb(np.frombuffer(buf.getbuffer(), np.uint8), "WebP")
 
 
 def _down_up(image: Image, factor: float, up: int) -> Image:
@@ -336,12 +339,14 @@ class ElasticTransform(Perturbation):
         sigma = float(params["sigma"])
         amp = float(params["amplitude"])
         noise: Any = rng.random((h, w, 2), dtype=np.float32)
-        noise = noise * np.float32(2 * amp) - np.float32(amp)
+        # In place (same float32 operations as ``noise * 2amp - amp``): saves two 3 MB arrays.
+        noise *= np.float32(2 * amp)
+        noise -= np.float32(amp)
         k = 2 * int(3 * sigma + 0.5) + 1
         if sigma > 0 and k > 1:
             noise = cv2.GaussianBlur(noise, (k, k), sigma, borderType=cv2.BORDER_REFLECT)
         scale = np.float32(float(params["alpha"]) * float(params["gain"]))
-        maps: Any = cv2.scaleAdd(noise, float(scale), _grid(h, w))
+        maps: Any = cv2.scaleAdd(noise, float(scale), _grid(h, w), dst=noise)
         out = cv2.remap(
             image, maps, _NO_MAP, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
         )

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from brittle.perturbations import register
 from brittle.perturbations.base import Params, Perturbation, as_image, short_side
+from brittle.perturbations.noise import lookup16
 
 __all__ = [
     "Brightness",
@@ -448,13 +449,17 @@ class LowLight(Perturbation):
         )  # fmt: skip
         # The output depends only on (channel, input level, noise quantile): one lookup
         # per value in a 3 x 256 x 256 table replaces float noise arithmetic.
-        idx = image.astype(np.uint32) << 8
+        idx = np.left_shift(image, 8, dtype=np.uint16)
         idx |= rng.integers(0, 256, image.shape, dtype=np.uint8)
-        idx += _CHANNEL_OFFSET
-        return np.ascontiguousarray(np.take(table, idx))
-
-
-_CHANNEL_OFFSET = np.array([0, 1 << 16, 2 << 16], np.uint32)
+        # One 64 KB table per channel, looked up on that channel's contiguous plane with a
+        # 16-bit index: about twice as fast as one np.take in the whole table, which first
+        # copies its 32-bit index into a 10 MB intp array.
+        planes = cv2.split(idx)
+        out = [
+            lookup16(table[c << 16 : (c + 1) << 16], np.asarray(planes[c], np.uint16))
+            for c in range(3)
+        ]
+        return as_image(cv2.merge(out))
 
 
 @lru_cache(maxsize=32)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import statistics
 from functools import lru_cache
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import cv2
 import numpy as np
@@ -43,22 +43,54 @@ __all__ = [
     "ShotNoise",
     "SpeckleNoise",
     "grain_noise",
+    "lookup16",
     "standard_normal",
 ]
 
 _LEVELS = 65536
+_T = TypeVar("_T", bound=np.generic)
 # Shot noise indexes a (256, 4096) table with 12 of the 16 random bits: 1 MB per constant.
 _SHOT_BITS = 12
+#: Values per band where a table lookup works band by band (see ``ShotNoise.apply``).
+_BAND = 1 << 17
 
 
 def _uniform16(rng: np.random.Generator, shape: tuple[int, ...]) -> NDArray[np.uint16]:
     """Uniform integers 0..65535 of ``shape``: the fastest draw numpy offers.
 
-    The byte order is fixed (little-endian) so the same generator gives the same values on
-    every machine.
+    The values are those of ``rng.bytes(2 * n)`` read as little-endian uint16 (the byte
+    order is fixed so the same generator gives the same values on every machine).
+    ``Generator.bytes`` draws full-range uint32s and then copies them twice (to a bytes
+    object, then a slice of it); where :func:`_bytes_are_uint32` confirms that, drawing the
+    uint32s directly and viewing their halves gives the same values and leaves the generator
+    in the same state, without the copies (0.2-0.3 ms less on a 640x640 image).
     """
     n = int(np.prod(shape))
-    return np.frombuffer(rng.bytes(2 * n), dtype="<u2").reshape(shape)
+    if _bytes_are_uint32():
+        words = rng.integers(0, 1 << 32, size=(n + 1) // 2, dtype=np.uint32)
+        return words.view(np.uint16)[:n].reshape(shape)
+    return np.frombuffer(bytearray(rng.bytes(2 * n)), dtype="<u2").reshape(shape)
+
+
+@lru_cache(maxsize=1)
+def _bytes_are_uint32() -> bool:
+    """Whether ``rng.bytes`` is little-endian full-range uint32 draws on this machine and
+    numpy version: checked once (odd and even numbers of uint16s, starting from a half-used
+    64-bit word), so a numpy that draws its bytes otherwise falls back to ``rng.bytes``."""
+    if not np.little_endian:  # the uint16 halves of a uint32 would come out swapped
+        return False
+    for n_bytes in (6, 8, 2):
+        a = np.random.Generator(np.random.PCG64(12345))
+        b = np.random.Generator(np.random.PCG64(12345))
+        for g in (a, b):
+            g.integers(0, 1 << 32, size=1, dtype=np.uint32)  # leaves half a word buffered
+        expect = a.bytes(n_bytes)
+        got = b.integers(0, 1 << 32, size=(n_bytes + 3) // 4, dtype=np.uint32)
+        if got.astype("<u4").tobytes()[:n_bytes] != expect:
+            return False
+        if a.bit_generator.state != b.bit_generator.state:
+            return False
+    return True
 
 
 @lru_cache(maxsize=1)
@@ -75,7 +107,28 @@ def _normal_quantiles32() -> NDArray[np.float32]:
 
 def standard_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> NDArray[np.float32]:
     """Standard normal variates by inverse-CDF lookup: several times faster than numpy's."""
-    return np.take(_normal_quantiles32(), _uniform16(rng, shape))
+    return lookup16(_normal_quantiles32(), _uniform16(rng, shape))
+
+
+def lookup16(table: NDArray[_T], index: NDArray[np.uint16]) -> NDArray[_T]:
+    """``np.take(table, index)`` for a 65 536-entry ``table``, band by band: the same
+    values, faster (gaussian_noise on a 640x640 image: 25% less time; shared with
+    ``low_light``).
+
+    np.take first copies a non-intp index into a fresh intp array (four times the bytes
+    of a uint16 one); in bands that copy stays small and in cache. ``mode="clip"`` skips
+    the bounds check, which a uint16 index into 65 536 entries cannot fail.
+
+    >>> table = np.arange(65536, dtype=np.float32) / 2
+    >>> lookup16(table, np.array([[0, 3], [65535, 7]], np.uint16)).tolist()
+    [[0.0, 1.5], [32767.5, 3.5]]
+    """
+    flat = index.reshape(-1)
+    out = np.empty(flat.shape, table.dtype)
+    for start in range(0, flat.size, _BAND):
+        stop = start + _BAND
+        np.take(table, flat[start:stop], out=out[start:stop], mode="clip")
+    return out.reshape(index.shape)
 
 
 def _grain(
@@ -184,7 +237,7 @@ class GaussianNoise(Perturbation):
         return {"sigma": level(self.SIGMA, severity)}
 
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
-        noise = np.take(_gaussian_table(float(params["sigma"])), _uniform16(rng, image.shape))
+        noise = lookup16(_gaussian_table(float(params["sigma"])), _uniform16(rng, image.shape))
         return np.asarray(cv2.add(image, noise, dtype=cv2.CV_8U), dtype=np.uint8)
 
 
@@ -215,9 +268,22 @@ class ShotNoise(Perturbation):
 
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
         table = _shot_table(float(params["photons"]))
-        index = image.astype(np.uint32) << _SHOT_BITS
-        index |= _uniform16(rng, image.shape) >> (16 - _SHOT_BITS)
-        return np.ascontiguousarray(np.take(table, index))
+        h = image.shape[0]
+        bins = _uniform16(rng, image.shape).reshape(h, -1)
+        bins >>= 16 - _SHOT_BITS
+        values = image.reshape(h, -1)
+        out = np.empty(values.shape, np.uint8)
+        # np.take converts any other index type to a fresh intp array: 10 MB for a whole
+        # 640x640 image, most of its time. Bands of rows reuse one cache-sized intp buffer.
+        # mode="clip" skips the bounds check; every index is below 256 << _SHOT_BITS anyway.
+        rows = max(1, _BAND // values.shape[1])
+        buf = np.empty((rows, values.shape[1]), np.intp)
+        for top in range(0, h, rows):
+            index = buf[: min(rows, h - top)]
+            np.left_shift(values[top : top + rows], _SHOT_BITS, out=index, dtype=np.intp)
+            np.bitwise_or(index, bins[top : top + rows], out=index)
+            np.take(table, index, out=out[top : top + rows], mode="clip")
+        return out.reshape(image.shape)
 
 
 @register
@@ -284,7 +350,7 @@ class SpeckleNoise(Perturbation):
         return {"sigma": level(self.SIGMA, severity)}
 
     def apply(self, image: Image, params: Params, rng: np.random.Generator) -> Image:
-        factor = np.take(_speckle_table(float(params["sigma"])), _uniform16(rng, image.shape))
+        factor = lookup16(_speckle_table(float(params["sigma"])), _uniform16(rng, image.shape))
         return np.asarray(cv2.multiply(image, factor, dtype=cv2.CV_8U), dtype=np.uint8)
 
 
@@ -364,5 +430,8 @@ class IsoNoise(Perturbation):
         ycc = cv2.merge([luma, chroma])
         delta = np.asarray(cv2.transform(ycc, _YCC_TO_RGB * (255.0 * stds)[None, :]), np.float32)
         luma_in = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
-        delta *= np.take(_iso_gain(), luma_in)[..., None]
+        # cv2.LUT rather than np.take: the same float32 values, without np.take's copy of
+        # the uint8 index into a 3 MB intp array.
+        gain = np.asarray(cv2.LUT(luma_in, _iso_gain()), dtype=np.float32)
+        delta *= gain[..., None]
         return np.asarray(cv2.add(image, delta, dtype=cv2.CV_8U), dtype=np.uint8)

@@ -40,7 +40,8 @@ def demo_cmd(
     models = demo_models()
     if len(models) < 2:
         _fail("the demo models are missing from this installation (brittle/demo/models)")
-    data = out / "data"
+    # The folder's name is the dataset's name in the report's title.
+    data = out / "demo-scenes"
     if not (data / "data.yaml").is_file():
         write_demo_dataset(data)
     dataset = open_dataset(data)

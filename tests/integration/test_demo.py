@@ -71,3 +71,30 @@ def test_a_model_that_predicts_nothing_is_listed_unrated_not_recommended(tmp_pat
     report = (out / "report.html").read_text()
     assert "no risk score: its clean mAP is not above 0" in report
     assert "risk not significantly lower than nothing" not in report
+
+
+def test_the_demo_command_tells_its_story_and_resumes(tmp_path: Path) -> None:
+    """README's first command, on the quick suite to stay fast: the verdict, where the
+    report is, the scenes named in its title; the same command again predicts nothing."""
+    out = tmp_path / "demo"
+    args = [sys.executable, "-m", "brittle", "demo", "--suite", "quick", "--out", str(out)]
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "recommended:" in proc.stdout
+    assert f"report:  {out / 'report.html'}" in proc.stdout
+    first = (out / "results.json").read_bytes()
+    res = json.loads(first)
+    assert set(res["models"]) == {"plain", "augmented", "flipped"}
+    for name in res["models"]:
+        assert res["models"][name]["clean"]["map50"] > 0.9
+    report = (out / "report.html").read_text()
+    assert "<h1>demo-scenes</h1>" in report
+    run = json.loads((out / "run.json").read_text())
+    assert sum(run["inferred_predictions"].values()) == 3 * 100 * 9  # clean + 8 quick cells
+
+    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0, again.stderr
+    rerun = json.loads((out / "run.json").read_text())
+    assert rerun["inferred_predictions"] == {"plain": 0, "augmented": 0, "flipped": 0}
+    assert (out / "results.json").read_bytes() == first

@@ -345,6 +345,40 @@ def test_chart_labels_are_neither_cut_off_nor_overlapping(
     page_log.assert_clean()
 
 
+_OVERFLOW_JS = """() => {
+    const out = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > root.clientWidth + 1) {
+        out.push(`the page scrolls sideways: ${root.scrollWidth}px in ${root.clientWidth}px`);
+    }
+    // A card's content stays inside it; wide tables scroll inside their .scroll-x box.
+    for (const card of document.querySelectorAll('.card')) {
+        const scrolls = ['auto', 'scroll'].includes(getComputedStyle(card).overflowX);
+        if (!scrolls && card.scrollWidth > card.clientWidth + 1) {
+            const where = card.closest('section')?.id || '?';
+            const title = card.querySelector('h3')?.textContent.trim().slice(0, 40) || '';
+            out.push(`${where} card "${title}": ${card.scrollWidth}px in ${card.clientWidth}px`);
+        }
+    }
+    return out;
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+@pytest.mark.parametrize("name", ["synthetic_run", "hostile_run", "real_run"])
+def test_nothing_spills_out_of_the_page_or_its_cards(
+    name: str, width: int, request: pytest.FixtureRequest, page: Page, page_log: PageLog
+) -> None:
+    """On a laptop and on a phone: no sideways scrolling of the page, no card whose content
+    runs past its edge (the augmentation verdicts' tables once did, at 1280 px)."""
+    run: Run = request.getfixturevalue(name)
+    page.set_viewport_size({"width": width, "height": 900})
+    _open(page, page_log, run.report)
+    problems = page.evaluate(_OVERFLOW_JS)
+    assert not problems, f"at {width}px:\n" + "\n".join(problems)
+    page_log.assert_clean()
+
+
 # ---------------------------------------------------------------- the synthetic run
 
 

@@ -45,6 +45,7 @@ from brittle.metrics.matching import (
     match_coco,
     match_images,
 )
+from brittle.metrics.weighted_ap import _column_counts, _distinct_columns, _Groups, _layout
 from brittle.types import Detections, GroundTruth
 
 __all__ = [
@@ -383,8 +384,6 @@ def _curves(
 
 # ------------------------------------------------------------------ weighted images
 
-_Groups = tuple[tuple[int, int, int], ...]
-
 
 @dataclass(frozen=True, slots=True, eq=False)
 class WeightedAP:
@@ -423,21 +422,34 @@ class WeightedAP:
     # the ignored ones among them, by threshold then position.
     det_image: NDArray[np.int64]
     ig_image: NDArray[np.int64]
-    # Slots: the true positives of each (threshold, class) row in pooled order, rows
-    # padded (see _layout). Per slot: its image, and the bounds, in the cumulative sums
-    # over det_image and ig_image, of the detections counted up to it.
+    # Slots: two sentinels (precision 0 and -1), then the true positives of each
+    # non-empty (threshold, class) row in pooled order, each row framed by a lead and a
+    # trail slot and padded (see _layout). Per slot: its image (n: weight 0, for pads;
+    # n + 1: weight 1, for sentinels, leads and trails) and its column (none: slot s is
+    # column s).
     slot_image: NDArray[np.int64]
-    slot_hi: NDArray[np.int64]
-    slot_lo: NDArray[np.int64]
-    slot_ig_hi: NDArray[np.int64]
-    slot_ig_lo: NDArray[np.int64]
-    # The non-empty rows (index t * K + k) in slot order: first slot, length, width.
+    slot_col: NDArray[np.int64]
+    # Columns: the distinct bounds, in the cumulative sums over det_image and ig_image,
+    # of the detections counted up to a slot; (n_images, columns) how many of them each
+    # image has, or (0, 0) where a matrix product would cost more than the sums.
+    col_hi: NDArray[np.int64]
+    col_lo: NDArray[np.int64]
+    col_ig_hi: NDArray[np.int64]
+    col_ig_lo: NDArray[np.int64]
+    col_counts: NDArray[np.float64]
+    # The non-empty rows (index t * K + k) in slot order, the bounds where their
+    # counts start (as col_lo and col_ig_lo), their lead and trail slots.
     rows: NDArray[np.int64]
-    row_start: NDArray[np.int64]
-    row_len: NDArray[np.int64]
-    row_width: NDArray[np.int64]
+    row_lo: NDArray[np.int64]
+    row_ig_lo: NDArray[np.int64]
+    row_lead: NDArray[np.int64]
+    row_trail: NDArray[np.int64]
     # (first slot, rows, width) of each block of rows padded to one width
     groups: _Groups
+    # Slots per image (n + 2 entries, as slot_image) and detections per image: bounds
+    # on the sums, to choose integer widths that cannot overflow.
+    image_slots: NDArray[np.int64]
+    image_dets: NDArray[np.int64]
 
     def __post_init__(self) -> None:
         for name in WeightedAP.__slots__:
@@ -466,37 +478,63 @@ class WeightedAP:
         class_start = np.searchsorted(klass, np.arange(K + 1)).astype(i64)
         tp = records.det_tp[area][:, order].reshape(-1)
         ig_key = np.flatnonzero(records.det_ignore[area][:, order].reshape(-1))
+        ig_image = det_image[ig_key % D]
 
         # True positives by threshold, class, then pooled position: rows t * K + k.
         t_of, pos = np.divmod(np.flatnonzero(tp), D)
         k_of = klass[pos]
         lo = class_start[k_of]
         row_len = np.bincount(t_of * K + k_of, minlength=T * K).astype(i64)
-        rows, groups, src, real = _layout(row_len)
+        rows, groups, src, kind, lead, trail = _layout(row_len)
         # Ignored detections are neither true nor false positives: their weight up to
         # each position comes off the count of detections.
         ig_hi = np.searchsorted(ig_key, t_of * D + pos, side="right").astype(i64)
         ig_lo = np.searchsorted(ig_key, t_of * D + lo, side="left").astype(i64)
-        widths = np.array([w for _, r, w in groups for _ in range(r)], i64)
+        entry = kind < 2
+        # Pads copy their row's last entry on the weightless image n: same counts, same
+        # precision, so the running maximum is unchanged. The other slots count nothing.
+        slot_image = np.full(len(src), n + 1, i64)
+        slot_image[entry] = np.where(kind[entry] == 0, det_image[pos][src[entry]], n)
+        # Leads and trails count from their row's start to itself, nothing: the counts
+        # before the row are the same for all its slots (see _counted).
+        row_t, row_k = np.divmod(rows, K)
+        row_lo = class_start[row_k]
+        row_ig_lo = np.searchsorted(ig_key, row_t * D + row_lo, side="left").astype(i64)
+        bounds = np.zeros((4, len(src)), i64)
+        for b, v, r in zip(
+            bounds, (pos + 1, lo, ig_hi, ig_lo), (row_lo, row_lo, row_ig_lo, row_ig_lo), strict=True
+        ):
+            b[entry] = v[src[entry]]
+            b[lead], b[trail] = r, r
+        cols, slot_col = _distinct_columns(bounds)
+        image_dets = np.bincount(det_image, minlength=n).astype(i64)
+        col_counts = np.zeros((0, 0))
+        if n * len(cols[0]) <= _DENSE * max(len(order), 1) and n * len(cols[0]) <= _DENSE_MAX:
+            col_counts = _column_counts(cols, det_image, ig_image, n)
+        else:  # counted slot by slot: a column per slot saves a pass
+            cols, slot_col = bounds, np.zeros(0, i64)
         return cls(
             n_images=n,
             classes=records.classes,
             iou_thresholds=records.iou_thresholds,
             gt_counts=gt_counts,
             det_image=det_image,
-            ig_image=det_image[ig_key % D],
-            # Pads copy their row's last entry on the weightless image n: same counts,
-            # same precision, so the running maximum and the count are unchanged.
-            slot_image=np.where(real, det_image[pos][src], n) if len(src) else src,
-            slot_hi=(pos + 1)[src],
-            slot_lo=lo[src],
-            slot_ig_hi=ig_hi[src],
-            slot_ig_lo=ig_lo[src],
+            ig_image=ig_image,
+            slot_image=slot_image,
+            slot_col=slot_col,
+            col_hi=cols[0],
+            col_lo=cols[1],
+            col_ig_hi=cols[2],
+            col_ig_lo=cols[3],
+            col_counts=col_counts,
             rows=rows,
-            row_start=np.cumsum(widths) - widths,
-            row_len=row_len[rows],
-            row_width=widths,
+            row_lo=row_lo,
+            row_ig_lo=row_ig_lo,
+            row_lead=lead,
+            row_trail=trail,
             groups=groups,
+            image_slots=np.bincount(slot_image, minlength=n + 2).astype(i64),
+            image_dets=image_dets,
         )
 
     def precision(self, weights: ArrayLike) -> NDArray[np.float64]:
@@ -508,10 +546,21 @@ class WeightedAP:
         W = np.asarray(weights)
         single = W.ndim == 1
         W = _check_weights(W.reshape(1, -1) if single else W, self.n_images)
-        size = max(len(self.slot_image), len(self.det_image), 1)
+        T, K, R = len(self.iou_thresholds), len(self.classes), len(COCO_RECALL_THRESHOLDS)
+        out = np.empty((len(W), T, R, K))
+        npig = W @ self.gt_counts  # (B, K)
+        # J(r) per resample and class, (B, K, R), from the few distinct counts; int32
+        # unless a count is beyond it.
+        counts, inverse = np.unique(npig, return_inverse=True)
+        J = _recall_counts(counts)[inverse.reshape(-1)]
+        J = J.astype(np.int32) if not J.size or J.max() <= _I32_MAX else J
+        J = J.reshape(len(W), K, R)
+        sums = 0 if self.col_counts.size else len(self.det_image)  # see _counted
+        size = max(len(self.slot_image) + sums, T * R * K, 1)
         step = max(1, _CHUNK // size)
-        parts = [self._precision(W[i : i + step]) for i in range(0, max(len(W), 1), step)]
-        out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        for i in range(0, len(W), step):
+            c = slice(i, i + step)
+            self._chunk(W[c], npig[c], J[c], out[c])
         return out[0] if single else out
 
     def ap(self, weights: ArrayLike, iou_threshold: float | None = None) -> NDArray[np.float64]:
@@ -532,110 +581,117 @@ class WeightedAP:
         # sum runs in the same order and the result is bit-identical.
         return np.array([_mean_defined(x) for x in flat], np.float64).reshape(p.shape[:-3])
 
-    def _precision(self, W: NDArray[np.int64]) -> NDArray[np.float64]:
-        B, n_slots = W.shape[0], len(self.slot_image)
-        T, K, R = len(self.iou_thresholds), len(self.classes), len(COCO_RECALL_THRESHOLDS)
-        by_row = np.zeros((B, T * K, R))
-        npig = W @ self.gt_counts  # (B, K)
-        if n_slots:
-            take = np.take
-            cs = np.zeros((B, len(self.det_image) + 1), np.int64)
-            np.cumsum(take(W, self.det_image, axis=1), axis=1, out=cs[:, 1:])
-            counted = take(cs, self.slot_hi, axis=1) - take(cs, self.slot_lo, axis=1)
-            if len(self.ig_image):
-                cig = np.zeros((B, len(self.ig_image) + 1), np.int64)
-                np.cumsum(take(W, self.ig_image, axis=1), axis=1, out=cig[:, 1:])
-                counted -= take(cig, self.slot_ig_hi, axis=1) - take(cig, self.slot_ig_lo, axis=1)
-            Wx = np.concatenate([W, np.zeros((B, 1), np.int64)], axis=1)
-            w_slot = take(Wx, self.slot_image, axis=1)
-            ce = np.cumsum(w_slot, axis=1)
-            # The weight of true positives up to each slot, within its row.
-            base = np.where(self.row_start > 0, take(ce, self.row_start - 1, axis=1), 0)
-            tp = ce - np.repeat(base, self.row_width, axis=1)
-            prec = tp / (counted + _EPS)
-            env = np.empty_like(prec)
-            for lo, n_rows, width in self.groups:
-                view = slice(lo, lo + n_rows * width)
-                np.maximum.accumulate(
-                    prec[:, view].reshape(B, n_rows, width)[:, :, ::-1],
-                    axis=2,
-                    out=env[:, view].reshape(B, n_rows, width)[:, :, ::-1],
-                )
-            # Recall first reaches r at the first slot of the row where the weight of
-            # true positives reaches J(r); J = 0 is the first position, where the
-            # envelope is the row's maximum.
-            J = _recall_counts(npig)[:, self.rows % K]  # (B, rows, R)
-            have = take(tp, self.row_start + self.row_len - 1, axis=1)  # (B, rows)
-            ok = (J >= 1) & (have[:, :, None] >= J)
-            at = _first_reaching(ce, w_slot, base, J, ok)
-            first = take(env, self.row_start, axis=1)[:, :, None]
-            found = np.take_along_axis(env, at.reshape(B, -1), axis=1).reshape(J.shape)
-            by_row[:, self.rows] = np.where(ok, found, np.where(J == 0, first, 0.0))
-        out = by_row.reshape(B, T, K, R).transpose(0, 1, 3, 2).copy()
-        out[np.broadcast_to((npig == 0)[:, None, None, :], out.shape)] = -1.0
-        return out
+    def _counted(self, W: NDArray[np.int64]) -> NDArray[np.float64]:
+        """(B, slots): the weight of the detections counted up to each slot, exact, + eps."""
+        B, take = len(W), np.take
+        load = W @ self.image_dets  # the largest count any slot can reach
+        big = int(load.max()) if load.size else 0
+        if self.col_counts.size and big < _FLOAT_EXACT:
+            # Integers below 2**53 add exactly in float64 in any order, so BLAS gives
+            # the same counts as the integer sums.
+            den = W.astype(np.float64) @ self.col_counts
+            den += _EPS
+            return take(den, self.slot_col, axis=1)
+        it: type[np.signedinteger[Any]] = np.int32 if big <= _I32_MAX else np.int64
+        hi, ig_hi = self.col_hi, self.col_ig_hi
+        if len(self.slot_col):
+            hi, ig_hi = hi[self.slot_col], ig_hi[self.slot_col]
+        Wi = W.astype(it, copy=False)
+        cs = np.zeros((B, len(self.det_image) + 1), it)
+        np.cumsum(take(Wi, self.det_image, axis=1), axis=1, dtype=it, out=cs[:, 1:])
+        counted = take(cs, hi, axis=1)
+        before = take(cs, self.row_lo, axis=1)
+        if len(self.ig_image):
+            cig = np.zeros((B, len(self.ig_image) + 1), it)
+            np.cumsum(take(Wi, self.ig_image, axis=1), axis=1, dtype=it, out=cig[:, 1:])
+            counted -= take(cig, ig_hi, axis=1)
+            before -= take(cig, self.row_ig_lo, axis=1)
+        # What precedes a row is the same for all its slots: taken off block by block
+        # rather than read per slot.
+        first = 0
+        for lo, n_rows, width in self.groups:
+            block = counted[:, lo : lo + n_rows * width].reshape(B, n_rows, width)
+            block -= before[:, first : first + n_rows, None]
+            first += n_rows
+        den = counted.astype(np.float64)
+        den += _EPS
+        return den
+
+    def _chunk(
+        self,
+        W: NDArray[np.int64],
+        npig: NDArray[np.int64],
+        J: NDArray[np.int64],
+        out: NDArray[np.float64],
+    ) -> None:
+        """Fill ``out`` (B, T, R, K) with the precision tables of the resamples ``W``."""
+        B, n, K = len(W), self.n_images, len(self.classes)
+        T, take = len(self.iou_thresholds), np.take
+        # Every count below is at most the number of units (slots times weights) in the
+        # chunk: int32 when that fits, halving the memory traffic.
+        units = W @ self.image_slots[:n] + int(self.image_slots[n + 1])
+        it: type[np.signedinteger[Any]] = np.int32 if int(units.sum()) <= _I32_MAX else np.int64
+        # np.repeat wants intp counts: w_slot is made so rather than converted.
+        Wx = np.empty((B, n + 2), np.intp)
+        Wx[:, :n], Wx[:, n], Wx[:, n + 1] = W, 0, 1
+        w_slot = take(Wx, self.slot_image, axis=1)
+        ce = np.cumsum(w_slot, axis=1, dtype=it)
+        prec = self._counted(W)
+        # The weight of true positives up to each slot, within its row, over the count
+        # of detections; its running maximum from the right. The lead weighs 1, so the
+        # count is 0 there; the trail is set to 0, read when J exceeds the row's weight.
+        lead = take(ce, self.row_lead, axis=1)
+        first = 0
+        for lo, n_rows, width in self.groups:
+            p = prec[:, lo : lo + n_rows * width].reshape(B, n_rows, width)
+            rows_lead = lead[:, first : first + n_rows, None]
+            tp = ce[:, lo : lo + n_rows * width].reshape(B, n_rows, width) - rows_lead
+            np.divide(tp, p, out=p)
+            p[:, :, -1] = 0.0
+            np.maximum.accumulate(p[:, :, ::-1], axis=2, out=p[:, :, ::-1])
+            first += n_rows
+        prec[:, 0], prec[:, 1] = 0.0, -1.0
+        # Unit u of resample b (slot s repeated w_slot[b, s] times, resamples one after
+        # the other): recall reaches J(r) at unit lead + J, or the trail past the row's
+        # weight; unit 0 is a 0 (empty rows), unit 1 a -1 (classes without ground truth).
+        total = ce[:, -1]
+        before = np.cumsum(total, dtype=it) - total
+        start = np.zeros((B, T, K, 1), it)
+        cap = np.zeros((B, T, K, 1), it)
+        start.reshape(B, -1)[:, self.rows] = lead + (before[:, None] - 1)
+        cap.reshape(B, -1)[:, self.rows] = take(ce, self.row_trail, axis=1) - lead
+        none = np.broadcast_to((npig == 0)[:, None, :, None], start.shape)
+        start[none], cap[none] = 1, 0
+        if J.dtype != it:  # only J > cap matters, and cap fits in it
+            J = np.minimum(J, _I32_MAX).astype(it) if it is np.int32 else J.astype(it)
+        # (B, T, K, R): inner loops run over R, not over the few classes; the lookups
+        # below write it in the output's (B, T, R, K) order.
+        unit = np.minimum(J[:, None], cap)
+        np.add(unit, start, out=unit)
+        unit_t = unit.transpose(0, 1, 3, 2)
+        if _search(len(self.rows), len(self.slot_image), int(total.sum()), B):
+            # The first slot whose running weight exceeds the unit, found by binary search.
+            ce += before[:, None]
+            found = np.searchsorted(ce.reshape(-1), unit_t, side="right")
+            take(prec.reshape(-1), found, out=out, mode="clip")
+        else:
+            vals = np.repeat(prec.reshape(-1), w_slot.reshape(-1))
+            take(vals, unit_t, out=out, mode="clip")
 
 
 _CHUNK = 1 << 18
+# Column counts by a matrix product when images x columns is at most _DENSE times the
+# detections (BLAS is that much faster than a cumulative sum per element) and small.
+_DENSE = 16
+_DENSE_MAX = 1 << 22
+_I32_MAX = np.iinfo(np.int32).max
+_FLOAT_EXACT = 1 << 53
 
 
-def _layout(
-    row_len: NDArray[np.int64],
-) -> tuple[NDArray[np.int64], _Groups, NDArray[np.int64], NDArray[np.bool_]]:
-    """Slots for ragged rows: rows grouped by length (within 2x), padded to their group's
-    widest, so a running maximum runs on a few rectangular blocks with little waste.
-
-    Returns the non-empty rows in slot order, the groups (first slot, rows, width), and
-    per slot the entry it holds (entries are the rows' items, row after row) and
-    whether it is real rather than a pad (pads hold their row's last entry).
-    """
-    rows = np.flatnonzero(row_len)
-    if not rows.size:
-        z = np.zeros(0, np.int64)
-        return z, (), z, np.zeros(0, np.bool_)
-    level = np.ceil(np.log2(row_len[rows])).astype(np.int64)
-    order = np.lexsort((rows, level))
-    rows, level = rows[order], level[order]
-    groups: list[tuple[int, int, int]] = []
-    widths = np.zeros(len(rows), np.int64)
-    lo = 0
-    for g in np.unique(level):
-        members = np.flatnonzero(level == g)
-        width = int(row_len[rows[members]].max())
-        widths[members] = width
-        groups.append((lo, len(members), width))
-        lo += len(members) * width
-    first_entry = np.cumsum(row_len) - row_len
-    owner = np.repeat(rows, widths)
-    j = np.arange(lo, dtype=np.int64) - np.repeat(np.cumsum(widths) - widths, widths)
-    src = first_entry[owner] + np.minimum(j, row_len[owner] - 1)
-    return rows, tuple(groups), src, j < row_len[owner]
-
-
-def _first_reaching(
-    ce: NDArray[np.int64],
-    w_slot: NDArray[np.int64],
-    base: NDArray[np.int64],
-    J: NDArray[np.int64],
-    ok: NDArray[np.bool_],
-) -> NDArray[np.int64]:
-    """Per resample b, row and count J (where ``ok``): the first slot with ``ce[b] >=
-    base + J``, ``ce`` being the running weight and ``base`` its value before the row.
-
-    Either a binary search per query, or a table listing each slot once per unit of its
-    weight, read at ``base + J - 1``: whichever touches fewer elements (few, long rows
-    favour the search; many short rows the table).
-    """
-    B, n_slots = ce.shape
-    if 3 * J[0].size < n_slots:
-        shift = (np.arange(B, dtype=np.int64) * (int(ce[:, -1].max()) + int(J.max()) + 1))[:, None]
-        found = np.searchsorted((ce + shift).reshape(-1), (base + shift)[:, :, None] + J)
-        found -= (np.arange(B) * n_slots)[:, None, None]
-    else:
-        units = np.repeat(np.tile(np.arange(n_slots), B), w_slot.reshape(-1))
-        before = (np.cumsum(ce[:, -1]) - ce[:, -1])[:, None, None]  # earlier resamples'
-        found = units[np.where(ok, before + base[:, :, None] + J - 1, 0)] if units.size else J
-    return np.where(ok, found, 0)
+def _search(n_rows: int, n_slots: int, units: int, B: int) -> bool:
+    """Whether to look units up by binary search rather than in a table of units: few,
+    long rows touch fewer elements that way, and heavy weights make the table long."""
+    return 3 * n_rows * len(COCO_RECALL_THRESHOLDS) < n_slots or units > 8 * B * n_slots
 
 
 def _recall_counts(npig: NDArray[np.int64]) -> NDArray[np.int64]:

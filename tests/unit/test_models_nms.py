@@ -109,6 +109,38 @@ def test_postprocess_filters_by_conf_nms_and_max_det() -> None:
     assert (np.diff(scores[keep]) <= 0).all()
 
 
+def _duplicates(n: int, objects: int, classes: int, seed: int) -> tuple:
+    """Near-copies of a few boxes, as a detector gives around each object: most suppress
+    each other, so few survive NMS."""
+    rng = np.random.default_rng(seed)
+    base = np.concatenate([rng.uniform(0, 500, (objects, 2)), rng.uniform(40, 90, (objects, 2))], 1)
+    base[:, 2:] += base[:, :2]
+    boxes = base[rng.integers(0, objects, n)] + rng.normal(0, 1.5, (n, 4))
+    return boxes, rng.uniform(0, 1, n).astype(np.float32), rng.integers(0, classes, n)
+
+
+@pytest.mark.parametrize("max_det", [1, 7, 100, 300, 5000])
+@pytest.mark.parametrize("kind", ["spread", "clustered", "tied", "duplicates"])
+def test_postprocess_stops_suppressing_once_max_det_is_kept_and_agrees(
+    max_det: int, kind: str
+) -> None:
+    """Above SPLIT_ABOVE candidates, postprocess runs NMS on the best-ranked candidates
+    only, growing them until max_det boxes survive: the same boxes in the same order as
+    NMS over every candidate (near-duplicates keep few, so the first slice must grow;
+    rounded scores tie across the slice's edge)."""
+    if kind == "duplicates":
+        boxes, scores, labels = _duplicates(6000, 60, 5, seed=max_det)
+    else:
+        boxes, scores, labels = random_boxes(6000, 5, seed=max_det, clustered=kind != "spread")
+    if kind == "tied":
+        scores = np.round(scores, 2).astype(np.float32)
+    keep = postprocess(boxes, scores, labels, conf=0.001, iou=0.6, max_det=max_det)
+    strict = np.flatnonzero(scores > 0.001)
+    assert len(strict) > SPLIT_ABOVE
+    full = batched_nms(boxes[strict], scores[strict], labels[strict], 0.6, backend="numpy")
+    assert keep.tolist() == strict[full][:max_det].tolist()
+
+
 def test_postprocess_without_nms_and_with_a_candidate_cap() -> None:
     boxes = np.tile([[0.0, 0, 10, 10]], (6, 1))
     scores = np.array([0.1, 0.9, 0.001, 0.5, 0.7, 0.3], np.float32)

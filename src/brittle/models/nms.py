@@ -255,5 +255,36 @@ def postprocess(
     else:
         b = np.asarray(boxes, np.float64).reshape(-1, 4)[cand]
         lab = np.asarray(labels, np.int64).reshape(-1)[cand]
-        keep = cand[batched_nms(b, s[cand], lab, iou)]
+        if len(cand) > SPLIT_ABOVE and 0 < max_det < len(cand):
+            keep = cand[_first_kept(b, s[cand], lab, iou, max_det)]
+        else:
+            keep = cand[batched_nms(b, s[cand], lab, iou)]
     return np.asarray(keep[:max_det], np.int64)
+
+
+def _first_kept(
+    boxes: NDArray[np.float64],
+    scores: NDArray[Any],
+    labels: NDArray[np.int64],
+    iou: float,
+    max_det: int,
+) -> NDArray[np.int64]:
+    """``batched_nms(..., split=True)``'s first ``max_det`` kept boxes (or all, if fewer),
+    without suppressing among every candidate.
+
+    Greedy NMS decides each box from the higher-ranked boxes of its class alone, so NMS
+    on the ``m`` best-ranked candidates keeps exactly the full run's kept boxes among
+    them; once those number ``max_det``, no lower-ranked box can be among the first
+    ``max_det``. At confidence 0.001 most low-scoring candidates are kept (they lie
+    apart), so a YOLOv8-layout model's full NMS compares ~1,500 candidates with ~1,300
+    kept boxes and took 4 ms per 160 px image, 5x its inference (measured on the demo
+    models), to keep 300.
+    """
+    order = _rank_order(scores)
+    m = 2 * max_det
+    while True:
+        top = order[:m]
+        kept = top[batched_nms(boxes[top], scores[top], labels[top], iou, split=True)]
+        if len(kept) >= max_det or m >= len(order):
+            return np.asarray(kept, np.int64)
+        m *= 4

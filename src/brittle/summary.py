@@ -12,7 +12,7 @@ from rich.text import Text
 
 from brittle.perturbations.base import FAMILIES
 from brittle.results import CI, Results
-from brittle.run.aggregate import UNRATED
+from brittle.run.aggregate import UNRATED, listing
 
 __all__ = ["fmt", "print_clean", "print_robustness", "print_verdict"]
 
@@ -182,13 +182,13 @@ def print_verdict(console: Console, results: Results) -> None:
         if len(firm) == len(rest) and not more_accurate:
             console.print(
                 f"[bold green]recommended: {escape(best)}[/]: the lowest risk score, "
-                f"significantly lower than {escape(', '.join(rest))}",
+                f"significantly lower than {escape(listing(rest))}",
                 highlight=False,
             )
         elif len(firm) == len(rest):
             console.print(
                 f"[bold]lowest risk: {escape(best)}[/], significantly lower than "
-                f"{escape(', '.join(rest))}",
+                f"{escape(listing(rest))}",
                 highlight=False,
             )
         else:
@@ -197,7 +197,7 @@ def print_verdict(console: Console, results: Results) -> None:
             ]
             console.print(
                 f"[bold]lowest risk: {escape(best)}[/], but not significantly lower than "
-                f"{escape(', '.join(tied))} on these images: compare where they differ below",
+                f"{escape(listing(tied))} on these images: compare where they differ below",
                 highlight=False,
             )
         for c in results.comparisons:

@@ -34,7 +34,7 @@ from brittle.errors import BrittleError
 from brittle.perturbations.base import FAMILIES
 from brittle.report import charts
 from brittle.results import CI, Comparison, Difference, Results
-from brittle.run.aggregate import UNRATED
+from brittle.run.aggregate import UNRATED, listing
 
 __all__ = ["ReportError", "render_index", "render_report", "write_index", "write_report"]
 
@@ -329,7 +329,7 @@ def recommendation(results: Results) -> Recommendation | None:
     more_accurate = [c for c in mine if c.clean is not None and c.clean.better == c.b]
     checks = []
     if len(firm) == len(rest):
-        checks.append(Check(True, f"risk significantly lower than {', '.join(rest)}"))
+        checks.append(Check(True, f"risk significantly lower than {listing(rest)}"))
     for c in tied:
         d = c.risk
         how = f" ({signed(d.difference, 1)} {ci_text(d.ci, 1)})" if d is not None else ""
@@ -352,17 +352,17 @@ def recommendation(results: Results) -> Recommendation | None:
     if len(firm) == len(rest) and not more_accurate:
         return Recommendation(
             best, True, f"Recommended: {best}",
-            f"{lowest}, significantly lower than {', '.join(rest)}, without being "
+            f"{lowest}, significantly lower than {listing(rest)}, without being "
             "significantly less accurate.", checks,
         )  # fmt: skip
     if len(firm) == len(rest):
-        others = ", ".join(c.b for c in more_accurate)
+        others = listing([c.b for c in more_accurate])
         return Recommendation(
             best, False, "A trade-off: robustness or accuracy",
             f"{lowest}, but {others} {'is' if len(more_accurate) == 1 else 'are'} "
             "significantly more accurate on clean images.", checks,
         )  # fmt: skip
-    others = ", ".join(c.b for c in tied)
+    others = listing([c.b for c in tied])
     return Recommendation(
         best, False, "No clear winner",
         f"{lowest}, but not significantly lower than {others} on these images: "

@@ -99,6 +99,18 @@ def _mean(stats: Sequence[Stat]) -> Stat:
     return Stat(float(np.mean([s.value for s in stats])), np.mean([s.reps for s in stats], axis=0))
 
 
+def listing(names: Sequence[str]) -> str:
+    """Names as a sentence lists them (verdicts in the terminal and the report).
+
+    >>> listing(["plain"]), listing(["flipped", "plain"]), listing(["a", "b", "c"])
+    ('plain', 'flipped and plain', 'a, b and c')
+    """
+    items = list(names)
+    if len(items) < 2:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 #: Why a model with robustness results has no risk score (see model_scores).
 UNRATED = (
     "no risk score: its clean mAP is not above 0 and it made no detection at the operating "

@@ -405,8 +405,9 @@ def _score(
     run_hashes = {im.hash for im in plan.kept}
     failures = cache.failures()
     # Cells with the same score key (the same predictions, Perturbation.cache_condition)
-    # are scored once and share the result.
+    # are read or scored once and share the result.
     sharing: dict[str, list[tuple[int, int]]] = {}
+    cached: dict[str, CellScore] = {}
     for mi, m in enumerate(models):
         for c in range(len(conditions)):
             fp, cond = m.predictor.fingerprint, cache_conditions[c]
@@ -415,9 +416,12 @@ def _score(
             if key in sharing:
                 sharing[key].append((mi, c))
                 continue
-            blob = cache.get_score(key)
-            if blob is not None:
-                scores[mi, c] = CellScore.from_bytes(blob)
+            if key not in cached:
+                blob = cache.get_score(key)
+                if blob is not None:
+                    cached[key] = CellScore.from_bytes(blob)
+            if key in cached:
+                scores[mi, c] = cached[key]
                 bar.advance(1)
                 continue
             keys[mi, c] = key
